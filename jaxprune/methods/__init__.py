@@ -1,0 +1,1 @@
+"""Pruning methods: one module per criterion, each a scorer plus a factory."""

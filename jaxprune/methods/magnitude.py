@@ -1,0 +1,86 @@
+"""Gradual magnitude pruning (Zhu & Gupta, 2017): score ``|theta'|``.
+
+The score needs no state: at each mask event the weights with the smallest
+magnitude after the optimizer's update are pruned, on the cubic schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxprune import _checks
+from jaxprune import schedules
+from jaxprune import transform
+
+__all__ = ["magnitude_scorer", "magnitude"]
+
+
+def magnitude_scorer() -> transform.Scorer:
+  """Scores ``|theta'|`` (float32); stateless.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxprune
+    >>> sc = jaxprune.magnitude_scorer()
+    >>> sc.scores(sc.init({"w": jnp.zeros(2)}), {"w": jnp.array([-3.0, 2.0])})
+    {'w': Array([3., 2.], dtype=float32)}
+  """
+
+  def init(params):
+    del params
+    return ()
+
+  def update(state, grads, new_params, params, step):
+    del grads, new_params, params, step
+    return state
+
+  def scores(state, new_params):
+    del state
+    return jax.tree.map(lambda p: jnp.abs(p.astype(jnp.float32)), new_params)
+
+  def changes_at(step):
+    del step
+    return jnp.asarray(True)
+
+  return transform.Scorer(init, update, scores, changes_at, uses_params=True)
+
+
+def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
+              total_steps: int, warmup_steps: int | None = None,
+              final_steps: int | None = None, delta_t: int = 10,
+              where: Any = None, granularity: str = "global",
+              persistent_mask: bool = True
+              ) -> optax.GradientTransformationExtraArgs:
+  """Gradual magnitude pruning on PLATON's cubic schedule.
+
+  Args:
+    optimizer: the inner optax transformation.
+    sparsity: final pruned fraction in ``[0, 1)``.
+    total_steps: number of updates ``T``.
+    warmup_steps: dense steps first; default ``round(0.1 * T)``.
+    final_steps: steps held at ``sparsity``; default ``round(0.3 * T)``.
+    delta_t: mask events every ``delta_t`` steps in the cubic phase.
+    where: prunable leaves (see :func:`jaxprune.platon`).
+    granularity: ``"global"`` or ``"layer"``.
+    persistent_mask: default ``True`` (Zhu & Gupta keep pruned weights at 0).
+
+  Example:
+    >>> import jax.numpy as jnp, optax, jaxprune
+    >>> params = {"w": jnp.arange(16.0).reshape(4, 4)}
+    >>> tx = jaxprune.magnitude(optax.sgd(0.0), sparsity=0.5, total_steps=10)
+    >>> state = tx.init(params)
+    >>> for _ in range(10):
+    ...   u, state = tx.update(jax.tree.map(jnp.zeros_like, params), state, params)
+    ...   params = optax.apply_updates(params, u)
+    >>> int((params["w"] == 0).sum())
+    8
+  """
+  total, t_i, t_f = _checks.check_step_counts(total_steps, warmup_steps,
+                                              final_steps, 0.1, 0.3)
+  schedule = schedules.cubic(sparsity, total, t_i, t_f, delta_t)
+  return transform.prune(optimizer, magnitude_scorer(), schedule, where=where,
+                         granularity=granularity,
+                         persistent_mask=persistent_mask)

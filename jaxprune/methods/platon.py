@@ -1,0 +1,166 @@
+"""PLATON (Zhang et al., ICML 2022): upper confidence bound of importance.
+
+Per prunable scalar three float32 tensors, all starting at 0: the local
+window mean ``Iwin`` of the sensitivity ``I = |theta' * g|``, its EMA
+``Ibar`` and the EMA ``Ubar`` of the uncertainty. With ``local = s mod
+delta_t``:
+
+* ``local == 0`` (window boundary): ``Ibar <- b1 Ibar + (1 - b1) Iwin``,
+  then ``Ubar <- b2 Ubar + (1 - b2) |Iwin - Ibar|`` (with the new ``Ibar``),
+  then ``Iwin <- I``;
+* otherwise ``Iwin <- (Iwin * local + I) / (local + 1)``.
+
+The score is ``S = Ibar * Ubar``. ``theta'`` is the parameter after the inner
+optimizer's update and ``g`` the gradient given to ``update`` (clip it before
+PLATON, e.g. ``optax.chain(optax.clip_by_global_norm(1.0), platon(...))``, to
+match the reference, which scores clipped gradients).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxprune import _checks
+from jaxprune import schedules
+from jaxprune import transform
+
+__all__ = ["PlatonScoreState", "platon_scorer", "platon",
+           "DEFAULT_WARMUP_FRACTION", "DEFAULT_FINAL_FRACTION"]
+
+#: ``warmup_steps`` default: 10% of ``total_steps`` of dense fine-tuning.
+DEFAULT_WARMUP_FRACTION = 0.1
+#: ``final_steps`` default: the last 30% of ``total_steps`` at the target.
+DEFAULT_FINAL_FRACTION = 0.3
+
+
+class PlatonScoreState(NamedTuple):
+  """PLATON's score state, trees shaped like the prunable params (float32).
+
+  Attributes:
+    iwin: running mean of ``|theta' * g|`` over the current window.
+    ibar: EMA (``beta1``) of the window means: the sensitivity.
+    ubar: EMA (``beta2``) of ``|Iwin - Ibar|``: the uncertainty.
+  """
+  iwin: Any
+  ibar: Any
+  ubar: Any
+
+
+def _sensitivity(new_params, grads):
+  return jax.tree.map(
+      lambda p, g: jnp.abs(p.astype(jnp.float32) * g.astype(jnp.float32)),
+      new_params, grads)
+
+
+def platon_scorer(beta1: float = 0.85, beta2: float = 0.95,
+                  delta_t: int = 10) -> transform.Scorer:
+  """The PLATON scorer (pure functions; see the module docstring).
+
+  Example:
+    >>> import jax.numpy as jnp, jaxprune
+    >>> sc = jaxprune.platon_scorer(beta1=0.5, beta2=0.5, delta_t=2)
+    >>> st = sc.init({"w": jnp.zeros(2)})
+    >>> for s, g in enumerate([1.0, 3.0, 2.0]):
+    ...   st = sc.update(st, {"w": jnp.full(2, g)}, {"w": jnp.ones(2)}, None, s)
+    >>> float(st.ibar["w"][0]), float(st.ubar["w"][0]), float(st.iwin["w"][0])
+    (1.0, 0.5, 2.0)
+  """
+  beta1 = _checks.check_fraction("beta1", beta1)
+  beta2 = _checks.check_fraction("beta2", beta2)
+  delta_t = _checks.check_int("delta_t", delta_t, minimum=1)
+
+  def init(params):
+    zeros = lambda: jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32),
+                                 params)
+    return PlatonScoreState(zeros(), zeros(), zeros())
+
+  def update(state, grads, new_params, params, step):
+    del params
+    sens = _sensitivity(new_params, grads)
+    local = jnp.asarray(step, jnp.int32) % delta_t
+
+    def boundary(operands):
+      state, sens = operands
+      ibar = jax.tree.map(lambda b, w: beta1 * b + (1 - beta1) * w,
+                          state.ibar, state.iwin)
+      ubar = jax.tree.map(lambda u, w, b: beta2 * u + (1 - beta2) * jnp.abs(w - b),
+                          state.ubar, state.iwin, ibar)
+      return PlatonScoreState(sens, ibar, ubar)
+
+    def inside(operands):
+      state, sens = operands
+      lf = local.astype(jnp.float32)
+      iwin = jax.tree.map(lambda w, i: (w * lf + i) / (lf + 1.0),
+                          state.iwin, sens)
+      return PlatonScoreState(iwin, state.ibar, state.ubar)
+
+    return jax.lax.cond(local == 0, boundary, inside, (state, sens))
+
+  def scores(state, new_params):
+    del new_params
+    return jax.tree.map(lambda b, u: b * u, state.ibar, state.ubar)
+
+  def changes_at(step):
+    return jnp.asarray(step, jnp.int32) % delta_t == 0
+
+  return transform.Scorer(init, update, scores, changes_at)
+
+
+def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
+           total_steps: int, warmup_steps: int | None = None,
+           final_steps: int | None = None, beta1: float = 0.85,
+           beta2: float = 0.95, delta_t: int = 10, where: Any = None,
+           granularity: str = "global", persistent_mask: bool = False
+           ) -> optax.GradientTransformationExtraArgs:
+  """PLATON pruning around any optax optimizer.
+
+  Args:
+    optimizer: the inner optax transformation.
+    sparsity: final fraction of the selected weights that are zero, in
+      ``[0, 1)``.
+    total_steps: number of optimizer updates in the run (``T``).
+    warmup_steps: dense updates before pruning starts (``t_i``); default
+      ``round(0.1 * T)``.
+    final_steps: last updates held at ``sparsity`` with a mask event every
+      step (``t_f``); default ``round(0.3 * T)`` (capped so that
+      ``t_i + t_f < T``).
+    beta1: EMA factor of the sensitivity, in ``[0, 1)``.
+    beta2: EMA factor of the uncertainty, in ``[0, 1)``.
+    delta_t: window length; also the spacing of mask events in the cubic
+      phase.
+    where: prunable leaves: ``None`` (float leaves with ``ndim >= 2``),
+      ``"bert"``, ``"vit"``, a callable ``(path, leaf) -> bool`` or a pytree
+      of bools.
+    granularity: ``"global"`` (one threshold over all selected weights, as in
+      the paper) or ``"layer"``.
+    persistent_mask: keep pruned weights at 0 between mask events and zero
+      their gradients (default ``False``: the reference behaviour, where
+      pruned weights may regrow until the next mask event).
+
+  Returns:
+    An optax ``GradientTransformationExtraArgs``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, optax, jaxprune
+    >>> params = {"w": jax.random.normal(jax.random.key(0), (16, 16))}
+    >>> tx = jaxprune.platon(optax.adamw(1e-2), sparsity=0.75, total_steps=40)
+    >>> state = tx.init(params)
+    >>> for _ in range(40):
+    ...   grads = jax.grad(lambda p: jnp.sum(jnp.sin(p["w"])))(params)
+    ...   updates, state = tx.update(grads, state, params)
+    ...   params = optax.apply_updates(params, updates)
+    >>> int(jnp.sum(params["w"] == 0))
+    192
+  """
+  total, t_i, t_f = _checks.check_step_counts(
+      total_steps, warmup_steps, final_steps, DEFAULT_WARMUP_FRACTION,
+      DEFAULT_FINAL_FRACTION)
+  scorer = platon_scorer(beta1, beta2, delta_t)
+  schedule = schedules.cubic(sparsity, total, t_i, t_f, delta_t)
+  return transform.prune(optimizer, scorer, schedule, where=where,
+                         granularity=granularity,
+                         persistent_mask=persistent_mask)

@@ -1,0 +1,290 @@
+"""The generic pruning transformation that every method is an instance of.
+
+Data flows one way::
+
+    grads, params -> inner optimizer -> theta' = params + inner updates
+                  -> scorer state (pure update on the selected leaves)
+                  -> schedule(step) -> k -> exact selection -> masks
+                  -> updates = masked(theta') - params
+
+``prune`` wraps any optax transformation. Nothing has to be called after
+``optax.apply_updates``: pruned weights come out exactly 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxprune import schedules as schedules_lib
+from jaxprune import selection
+from jaxprune import where as where_lib
+
+__all__ = ["Scorer", "PruneState", "prune", "selected_leaves"]
+
+Tree = Any
+
+
+class Scorer(NamedTuple):
+  """A pruning criterion as pure functions on pytrees.
+
+  Every tree argument has the structure of the params with
+  ``optax.MaskedNode()`` at the leaves that are not prunable, so
+  ``jax.tree.map`` over them visits exactly the prunable leaves.
+
+  Attributes:
+    init: ``params -> state``.
+    update: ``(state, grads, new_params, params, step) -> state``, called
+      once per update *after* the inner optimizer; ``new_params`` is
+      ``params + inner_updates`` (before masking) and ``step`` the int32
+      number of earlier updates.
+    scores: ``(state, new_params) -> tree`` of float32 scores; the lowest
+      are pruned.
+    changes_at: ``step -> bool``: whether the scores may have changed at
+      ``step`` for reasons other than ``new_params``. Used to skip the
+      selection at mask events where the scores and ``k`` are unchanged
+      (the mask would be identical). Return ``True`` when unsure.
+    uses_params: whether ``scores`` depends on ``new_params`` directly (then
+      every mask event selects again).
+  """
+  init: Callable[[Tree], Any]
+  update: Callable[[Any, Tree, Tree, Tree, jax.Array], Any]
+  scores: Callable[[Any, Tree], Tree]
+  changes_at: Callable[[jax.Array], jax.Array]
+  uses_params: bool = False
+
+
+class PruneState(NamedTuple):
+  """State of :func:`prune`: arrays only, so it jits, pmaps and checkpoints.
+
+  Attributes:
+    count: int32, number of updates done so far (the next step index).
+    inner_state: state of the wrapped optimizer.
+    scorer_state: state of the scorer (trees shaped like the prunable params).
+    masks: bool tree, ``True`` = kept, on the prunable leaves
+      (``optax.MaskedNode()`` elsewhere). The last selected masks.
+    threshold: float32 ``(G,)``, the score threshold of the last selection
+      per group (``G = 1`` for global selection, one per leaf otherwise).
+    num_pruned: int32 ``(G,)``, the ``k`` of the last selection per group.
+    stale: bool, whether the scores changed since the last selection.
+  """
+  count: jax.Array
+  inner_state: optax.OptState
+  scorer_state: Any
+  masks: Tree
+  threshold: jax.Array
+  num_pruned: jax.Array
+  stale: jax.Array
+
+
+def _masked_tree(params: Tree, flags: list[bool], fn: Callable) -> Tree:
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  return treedef.unflatten([fn(x) if f else optax.MaskedNode()
+                            for x, f in zip(leaves, flags)])
+
+
+def selected_leaves(tree: Tree, flags: list[bool]) -> list[Any]:
+  """The leaves of ``tree`` (params-shaped) where ``flags`` is set."""
+  return [x for x, f in zip(jax.tree_util.tree_leaves(tree), flags) if f]
+
+
+def _check_trees(name: str, tree: Tree, params: Tree) -> None:
+  t1 = jax.tree_util.tree_structure(tree)
+  t2 = jax.tree_util.tree_structure(params)
+  if t1 != t2:
+    raise ValueError(
+        f"`{name}` must have the same tree structure as `params`; got "
+        f"{t1} and {t2}")
+  for a, b in zip(jax.tree_util.tree_leaves(tree),
+                  jax.tree_util.tree_leaves(params)):
+    if np.shape(a) != np.shape(b):
+      raise ValueError(
+          f"`{name}` leaf shapes must match `params`: got {np.shape(a)} for a "
+          f"leaf of shape {np.shape(b)}")
+
+
+def prune(optimizer: optax.GradientTransformation,
+          scorer: Scorer,
+          schedule: schedules_lib.Schedule,
+          *,
+          where: Any = None,
+          granularity: str = "global",
+          persistent_mask: bool = False,
+          ) -> optax.GradientTransformationExtraArgs:
+  """Wraps ``optimizer`` so that its updates prune the lowest-scoring weights.
+
+  At a mask event (``schedule.is_event(step)``) exactly
+  ``k = floor(N * schedule.sparsity(step))`` selected weights with the lowest
+  scores are set to 0, ``N`` being the number of selected scalars, counted
+  over all selected leaves together (``granularity="global"``) or per leaf
+  (``"layer"``). Ties are broken deterministically (leaf order, then
+  row-major order). Leaves not selected by ``where`` get the inner updates
+  unchanged and the inner optimizer's state is never modified.
+
+  Two modes:
+
+  * ``persistent_mask=False`` (default, reference-faithful): weights are
+    zeroed only at mask events; in between the optimizer may regrow them and
+    the next selection starts from fresh scores.
+  * ``persistent_mask=True``: pruned weights stay 0 at every step and their
+    gradients are zeroed before the inner optimizer.
+
+  Args:
+    optimizer: any optax transformation (chains, ``inject_hyperparams``,
+      ``MultiSteps``...). Its extra arguments are passed through.
+    scorer: the pruning criterion.
+    schedule: sparsity and mask events as functions of the step.
+    where: which leaves are prunable (see :mod:`jaxprune.where`).
+    granularity: ``"global"`` or ``"layer"`` (per leaf).
+    persistent_mask: keep pruned weights at 0 between mask events.
+
+  Returns:
+    An ``optax.GradientTransformationExtraArgs`` whose state is a
+    :class:`PruneState`.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, optax, jaxprune
+    >>> params = {"w": jnp.arange(1.0, 9.0).reshape(2, 4)}
+    >>> tx = jaxprune.prune(optax.sgd(0.0), jaxprune.magnitude_scorer(),
+    ...                     jaxprune.schedules.constant(0.5))
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update(jax.tree.map(jnp.ones_like, params), state,
+    ...                            params)
+    >>> optax.apply_updates(params, updates)["w"]
+    Array([[0., 0., 0., 0.],
+           [5., 6., 7., 8.]], dtype=float32)
+  """
+  if granularity not in ("global", "layer"):
+    raise ValueError(
+        f"`granularity` must be 'global' or 'layer', got {granularity!r}")
+  if not isinstance(schedule, schedules_lib.Schedule):
+    raise ValueError(f"`schedule` must be a jaxprune Schedule, got {schedule!r}")
+  inner = optax.with_extra_args_support(optimizer)
+  target = float(schedule.target)
+
+  def groups_for(sizes: list[int]) -> tuple[list[int], int, list[int]]:
+    if granularity == "global":
+      return [0] * len(sizes), 1, [sum(sizes)]
+    return list(range(len(sizes))), len(sizes), list(sizes)
+
+  def init_fn(params):
+    flags = where_lib.resolve(where, params)
+    sel = selected_leaves(params, flags)
+    sizes = [int(np.prod(x.shape)) for x in sel]
+    if sum(sizes) >= 2**31:
+      raise ValueError("at most 2**31 - 1 prunable scalars are supported, got "
+                       f"{sum(sizes)}")
+    _, num_groups, _ = groups_for(sizes)
+    for (path, leaf), f in zip(jax.tree_util.tree_leaves_with_path(params),
+                               flags):
+      if (f and not isinstance(leaf, jax.core.Tracer)
+          and not bool(jnp.all(jnp.isfinite(leaf)))):
+        raise ValueError("`params` has NaN or inf in the prunable leaf "
+                         f"{where_lib.path_str(path)!r}")
+    sel_tree = _masked_tree(params, flags, lambda x: x)
+    return PruneState(
+        count=jnp.zeros([], jnp.int32),
+        inner_state=inner.init(params),
+        scorer_state=scorer.init(sel_tree),
+        masks=_masked_tree(params, flags,
+                           lambda x: jnp.ones(x.shape, jnp.bool_)),
+        threshold=jnp.full((num_groups,), -jnp.inf, jnp.float32),
+        num_pruned=jnp.zeros((num_groups,), jnp.int32),
+        stale=jnp.ones([], jnp.bool_),
+    )
+
+  def update_fn(updates, state, params=None, **extra_args):
+    if params is None:
+      raise ValueError("`params` must be passed to `update` of a pruning "
+                       "transformation (tx.update(grads, state, params))")
+    if not isinstance(state, PruneState):
+      raise ValueError(f"`state` must be a PruneState, got {type(state)}")
+    _check_trees("grads", updates, params)
+    flags = where_lib.resolve(where, params)
+    mask_struct = jax.tree_util.tree_structure(
+        _masked_tree(params, flags, lambda x: True))
+    if jax.tree_util.tree_structure(state.masks) != mask_struct:
+      raise ValueError(
+          "`state` was created for other params or another `where`: its "
+          "masks do not match the prunable leaves of `params`")
+    step = state.count
+    treedef = jax.tree_util.tree_structure(params)
+    p_leaves = treedef.flatten_up_to(params)
+    g_leaves = treedef.flatten_up_to(updates)
+    m_sel = jax.tree_util.tree_leaves(state.masks)
+
+    # 1. Inner optimizer (on masked gradients in persistent mode).
+    if persistent_mask:
+      it = iter(m_sel)
+      g_in = [jnp.where(next(it), g, jnp.zeros_like(g)) if f else g
+              for g, f in zip(g_leaves, flags)]
+      grads_in = treedef.unflatten(g_in)
+    else:
+      grads_in = updates
+    inner_updates, inner_state = inner.update(grads_in, state.inner_state,
+                                              params, **extra_args)
+    u_leaves = treedef.flatten_up_to(inner_updates)
+
+    # 2. Scores from theta' = params + inner updates.
+    sel_p = [p for p, f in zip(p_leaves, flags) if f]
+    sel_u = [u for u, f in zip(u_leaves, flags) if f]
+    sel_g = [g for g, f in zip(g_leaves, flags) if f]
+    new_p = [(p + u).astype(p.dtype) for p, u in zip(sel_p, sel_u)]
+
+    def as_tree(sel):
+      it = iter(sel)
+      return treedef.unflatten([next(it) if f else optax.MaskedNode()
+                                for f in flags])
+
+    scorer_state = scorer.update(state.scorer_state, as_tree(sel_g),
+                                 as_tree(new_p), as_tree(sel_p), step)
+
+    # 3. Schedule: k per group; select only if scores or k changed.
+    sizes = [int(np.prod(x.shape)) for x in sel_p]
+    groups, num_groups, group_sizes = groups_for(sizes)
+    frac = schedule.sparsity(step)
+    at_target = frac == jnp.float32(target)
+    k = jnp.stack([
+        jnp.where(at_target, jnp.int32(int(n * target)),
+                  selection.floor_mul(n, frac)) for n in group_sizes])
+    event = schedule.is_event(step)
+    stale = state.stale | scorer.changes_at(step) | scorer.uses_params
+    reselect = event & (stale | jnp.any(k != state.num_pruned))
+
+    def select(_):
+      scores = jax.tree_util.tree_leaves(scorer.scores(scorer_state,
+                                                       as_tree(new_p)))
+      masks, tau = selection.prune_masks(scores, k, groups, num_groups)
+      return masks, tau
+
+    def keep(_):
+      return list(m_sel), state.threshold
+
+    masks, threshold = jax.lax.cond(reselect, select, keep, None)
+    num_pruned = jnp.where(reselect, k, state.num_pruned)
+    stale = stale & ~reselect
+
+    # 4. Zero pruned weights through the updates: p + (-p) == 0 exactly.
+    apply = jnp.asarray(True) if persistent_mask else event
+    out, it_m, it_u = [], iter(masks), iter(sel_u)
+    for p, u, f in zip(p_leaves, u_leaves, flags):
+      if f:
+        m = next(it_m)
+        u = jnp.where(apply & ~m, -p.astype(u.dtype), u)
+      out.append(u)
+    new_state = PruneState(
+        count=optax.safe_increment(step),
+        inner_state=inner_state,
+        scorer_state=scorer_state,
+        masks=as_tree(masks),
+        threshold=threshold,
+        num_pruned=num_pruned,
+        stale=stale,
+    )
+    return treedef.unflatten(out), new_state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,0 +1,136 @@
+"""Exact selection against numpy sorting, on random and tie-heavy inputs."""
+from fractions import Fraction
+
+import hypothesis
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxprune import selection
+
+
+def numpy_keep(leaves, k, per_leaf=False):
+  """Reference: prune the k smallest, ties by (leaf order, row-major index)."""
+  if per_leaf:
+    return [numpy_keep([x], kk)[0] for x, kk in zip(leaves, k)]
+  flat = np.concatenate([np.asarray(x, np.float32).ravel() for x in leaves])
+  order = np.argsort(flat, kind="stable")
+  keep = np.ones(flat.size, bool)
+  keep[order[:int(k)]] = False
+  out, start = [], 0
+  for x in leaves:
+    out.append(keep[start:start + x.size].reshape(x.shape))
+    start += x.size
+  return out
+
+
+def make_leaves(rng, kind, shapes):
+  leaves = []
+  for s in shapes:
+    if kind == "normal":
+      x = rng.standard_normal(s)
+    elif kind == "zeros":  # many exact zeros, like pruned weights' scores
+      x = rng.random(s) * (rng.random(s) < 0.3)
+    elif kind == "ints":  # few distinct values: massive ties everywhere
+      x = rng.integers(0, 4, s).astype(np.float64)
+    elif kind == "tiny":  # denormal-range and sign-mixed values
+      x = rng.standard_normal(s) * 1e-30 * rng.choice([0, 1, -1], s)
+    else:
+      x = np.exp(rng.normal(-20, 5, s))
+    leaves.append(x.astype(np.float32))
+  return leaves
+
+
+CASES = [(kind, seed) for kind in ("normal", "zeros", "ints", "tiny", "lognormal")
+         for seed in range(3)]
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("kind,seed", CASES)
+def test_global_exact_k(kind, seed, jit):
+  rng = np.random.default_rng(seed)
+  shapes = [(int(rng.integers(1, 60)), int(rng.integers(1, 40)))
+            for _ in range(int(rng.integers(1, 5)))]
+  leaves = make_leaves(rng, kind, shapes)
+  n = sum(x.size for x in leaves)
+  fn = jax.jit(selection.prune_masks) if jit else selection.prune_masks
+  for k in sorted({0, 1, n // 2, int(0.9 * n), n - 1, n}):
+    masks, tau = fn([jnp.asarray(x) for x in leaves], jnp.array([k]))
+    expected = numpy_keep(leaves, k)
+    assert sum(int((~np.asarray(m)).sum()) for m in masks) == k
+    for m, e in zip(masks, expected):
+      np.testing.assert_array_equal(np.asarray(m), e)
+    if k > 0:
+      flat = np.concatenate([x.ravel() for x in leaves])
+      expected_tau = np.partition(flat, k - 1)[k - 1]
+      tiny = np.finfo(np.float32).tiny  # XLA:CPU flushes denormals to 0
+      assert (float(tau[0]) == expected_tau or
+              (abs(float(tau[0])) < tiny and abs(expected_tau) < tiny))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("kind", ["normal", "zeros", "ints"])
+def test_per_leaf_exact_k(kind, jit):
+  rng = np.random.default_rng(7)
+  leaves = make_leaves(rng, kind, [(5, 7), (1, 1), (30, 20), (3, 100)])
+  ks = [int(0.6 * x.size) for x in leaves]
+  fn = (jax.jit(selection.prune_masks, static_argnums=(2, 3)) if jit
+        else selection.prune_masks)
+  masks, _ = fn([jnp.asarray(x) for x in leaves], jnp.array(ks),
+                (0, 1, 2, 3), 4)
+  for m, e, kk in zip(masks, numpy_keep(leaves, ks, per_leaf=True), ks):
+    assert int((~np.asarray(m)).sum()) == kk
+    np.testing.assert_array_equal(np.asarray(m), e)
+
+
+def test_large_leaves_use_sliced_count():
+  # Leaves above 32 * 1024 scalars take the parallel sliced counting path.
+  rng = np.random.default_rng(3)
+  leaves = [rng.random((300, 200)).astype(np.float32),
+            (rng.random((257, 131)) * (rng.random((257, 131)) < 0.5)
+             ).astype(np.float32)]
+  n = sum(x.size for x in leaves)
+  for k in (1, n // 3, n - 5):
+    masks, _ = jax.jit(selection.prune_masks)(
+        [jnp.asarray(x) for x in leaves], jnp.array([k]))
+    for m, e in zip(masks, numpy_keep(leaves, k)):
+      np.testing.assert_array_equal(np.asarray(m), e)
+
+
+def test_key_roundtrip_orders_like_floats():
+  x = np.array([-np.inf, -3.0, -1e-38, -0.0, 0.0, 1e-45, 2.0, np.inf],
+               np.float32)
+  keys = np.asarray(selection.float_to_key(jnp.asarray(x)))
+  assert (np.diff(keys.astype(np.int64)) > 0).all()
+  np.testing.assert_array_equal(
+      np.asarray(selection.key_to_float(jnp.asarray(keys))).view(np.uint32),
+      x.view(np.uint32))
+
+
+@pytest.mark.parametrize("n", [0, 1, 999, 1000, 85_017_600, 2**31 - 1])
+@pytest.mark.parametrize("p", [0.0, 1e-40, 1e-8, 0.1, 0.5, 0.9, 0.3333333,
+                               0.99999994, 1.0])
+def test_floor_mul_is_exact(n, p):
+  pf = np.float32(p)
+  expected = int(Fraction(n) * Fraction(float(pf)) // 1)
+  assert int(selection.floor_mul(n, jnp.float32(pf))) == expected
+
+
+@hypothesis.settings(deadline=None, max_examples=25)
+@hypothesis.given(
+    sizes=st.lists(st.integers(0, 40), min_size=1, max_size=4),
+    distinct=st.integers(1, 6),
+    frac=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16))
+def test_property_random_shapes_ties_and_k(sizes, distinct, frac, seed):
+  rng = np.random.default_rng(seed)
+  leaves = [(rng.integers(0, distinct, s) * 1e-30).astype(np.float32)
+            for s in sizes]
+  n = sum(sizes)
+  k = int(frac * n)
+  masks, _ = selection.prune_masks([jnp.asarray(x) for x in leaves],
+                                   jnp.array([k]))
+  for m, e in zip(masks, numpy_keep(leaves, k)):
+    np.testing.assert_array_equal(np.asarray(m), e)
