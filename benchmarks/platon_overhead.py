@@ -1,0 +1,582 @@
+"""Benchmark: PLATON's per-step overhead over a dense BERT-base train step (CPU).
+
+What is measured
+----------------
+A ``transformers.FlaxBertForSequenceClassification`` with the bert-base
+config (random init, nothing downloaded; ``--model-size tiny`` for a quick
+check) is trained on one fixed batch of random token ids and labels
+(``--batch`` 8 x ``--seq`` 128, softmax cross-entropy, deterministic forward
+pass, i.e. no dropout). Two jitted train steps, both donating params and
+optimizer state (``donate_argnums=(0, 1)``), are compared:
+
+* dense: ``optax.adamw(8e-5)``;
+* PLATON: ``jaxprune.platon(optax.adamw(8e-5), sparsity=0.9, where="bert",
+  delta_t=10, total_steps=T, warmup_steps=0, final_steps=t_f)``.
+
+The PLATON step is compiled once and run from two optimizer states:
+
+* *cubic phase*: steps ``11 .. 10 + S`` (``S = --steps``), all inside the
+  cubic ramp (``T - t_f >= 10 + S``): mask events, each with a selection,
+  every 10th step (``s % 10 == 0``), nothing pruned in between;
+* *final phase*: steps after ``T - t_f``: a mask event at every step. The
+  selection itself only runs when the scores changed, i.e. at the PLATON
+  window boundaries (every ``delta_t = 10`` steps); the other steps re-apply
+  the stored masks.
+
+To get there without running dozens of untimed BERT steps, each PLATON
+state's ``count`` is set directly to ``W`` steps before a window boundary
+(``W = --warmup``), so the warm-up steps end with a selection (the first one
+prunes from the all-zero scores, exercising the tie path) and the timed
+steps start one step after a boundary: every aligned window of 10 timed
+steps contains exactly one selection. Dense, cubic and final steps are
+interleaved round-robin in the same process (the order rotates every
+round), each followed by ``jax.block_until_ready``.
+
+Reported per phase: the dense median step time; the *mean overhead* over
+each aligned window of 10 consecutive steps, ``(mean(platon) -
+mean(dense)) / mean(dense)`` with the dense steps of the same rounds; the
+*worst single step*, ``(max platon step - median dense) / median dense``;
+and the median overhead of the steps with and without a selection. Targets
+printed beside them (not asserted): final-phase mean <= 5%, worst step <=
+25%, cubic-phase mean <= 3%.
+
+The pieces section (``--no-pieces`` to skip) times, on the actual prunable
+leaves of the model (85,017,600 scalars for bert-base: kernels and biases of
+Q, K, V, attention output and both FFN projections), each part of the
+pruner alone, all jitted, donated where the train step donates:
+``adamw`` update alone vs the whole PLATON update alone (no model) at each
+step type; the PLATON score update (inside a window and at a boundary; with
+its ``lax.cond`` and, to expose the cost of the cond's buffer copies, the
+inside branch called directly); ``prune_masks`` at ``k = floor(0.9 N)``;
+the masking ``where(~m, -p, u)``; and a ``lax.cond`` whose taken branch
+just returns the stored masks (the "keep" path of a non-selection step).
+
+How to run
+----------
+From the repository root (bert-base: about 8-10 minutes on 2 CPU cores)::
+
+    PYTHONPATH=. .venv/bin/python benchmarks/platon_overhead.py
+    PYTHONPATH=. .venv/bin/python benchmarks/platon_overhead.py --model-size tiny --steps 10
+    PYTHONPATH=. .venv/bin/python benchmarks/platon_overhead.py --no-pieces
+
+Results are printed and written as JSON to ``--out`` (default
+``benchmarks/results/platon_overhead.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+  sys.path.insert(0, _ROOT)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+import jaxprune  # noqa: E402
+from jaxprune import selection  # noqa: E402
+from jaxprune import where as where_lib  # noqa: E402
+
+try:
+  from transformers import BertConfig, FlaxBertForSequenceClassification
+  _HF_ERROR = None
+except Exception as e:  # pylint: disable=broad-except
+  BertConfig = FlaxBertForSequenceClassification = None
+  _HF_ERROR = f"{type(e).__name__}: {e}"
+
+LR = 8e-5
+SPARSITY = 0.9
+DELTA_T = 10
+TARGETS = {"final_mean": 0.05, "final_worst": 0.25, "cubic_mean": 0.03}
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def timeit(fn: Callable[[], Any], repeats: int, warmup: bool = True
+           ) -> tuple[float, list[float]]:
+  """Median wall seconds of ``fn()`` (blocked on) over ``repeats`` runs."""
+  if warmup:
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times), times
+
+
+def timeit_donating(fn: Callable, state: Any, repeats: int
+                    ) -> tuple[float, list[float], Any]:
+  """Like :func:`timeit` for ``state = fn(state)`` with a donated ``state``."""
+  state = jax.block_until_ready(fn(state))
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    state = jax.block_until_ready(fn(state))
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times), times, state
+
+
+def copy_tree(tree):
+  return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
+def pct(x: float) -> str:
+  return f"{100.0 * x:+7.2f}%"
+
+
+def build_model(size: str, seed: int):
+  if FlaxBertForSequenceClassification is None:
+    sys.exit(f"transformers/flax are required for this benchmark: {_HF_ERROR}"
+             "\n  install with: pip install -e '.[train]'")
+  if size == "base":
+    config = BertConfig()  # bert-base-uncased: 12 x 768, FFN 3072
+  else:
+    config = BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=512,
+                        max_position_embeddings=512)
+  model = FlaxBertForSequenceClassification(config, seed=seed,
+                                            dtype=jnp.float32)
+  return model, config
+
+
+def make_step(model, tx):
+  def loss_fn(params, batch):
+    logits = model(batch["input_ids"], attention_mask=batch["attention_mask"],
+                   params=params, train=False).logits
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits, batch["labels"]).mean()
+
+  def step(params, opt_state, batch):
+    loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  return jax.jit(step, donate_argnums=(0, 1))
+
+
+def schedule_numbers(steps: int, warmup: int) -> dict:
+  """Step counts so that the timed cubic steps stay in the cubic phase."""
+  end = DELTA_T * -(-(DELTA_T + steps) // DELTA_T)  # >= 10 + steps, x10
+  final_steps = steps + 2 * DELTA_T
+  total = end + final_steps
+  return {
+      "total_steps": total, "warmup_steps": 0, "final_steps": final_steps,
+      "cubic_end": end,
+      "cubic_start_count": DELTA_T - warmup + 1,
+      "final_start_count": end + DELTA_T - warmup + 1,
+  }
+
+
+# ------------------------------------------------------------ training steps
+
+
+def train_section(args, model, params0, batch) -> tuple[dict, Any, Any]:
+  sched = schedule_numbers(args.steps, args.warmup)
+  print(f"\nPLATON schedule: total_steps={sched['total_steps']}, "
+        f"warmup_steps=0, final_steps={sched['final_steps']}, delta_t="
+        f"{DELTA_T}: cubic phase 1..{sched['cubic_end']}, final phase "
+        f"> {sched['cubic_end']}")
+  tx_dense = optax.adamw(LR)
+  tx_platon = jaxprune.platon(
+      optax.adamw(LR), sparsity=SPARSITY, total_steps=sched["total_steps"],
+      warmup_steps=0, final_steps=sched["final_steps"], delta_t=DELTA_T,
+      where="bert")
+
+  variants = {
+      "dense": {"tx": tx_dense},
+      "cubic": {"tx": tx_platon, "start": sched["cubic_start_count"]},
+      "final": {"tx": tx_platon, "start": sched["final_start_count"]},
+  }
+  t0 = time.perf_counter()
+  for name, v in variants.items():
+    v["params"] = copy_tree(params0)
+    state = v["tx"].init(v["params"])
+    if "start" in v:
+      state = state._replace(count=jnp.asarray(v["start"], jnp.int32))
+    v["state"] = state
+  jax.block_until_ready([v["state"] for v in variants.values()])
+  print(f"init of 3 param copies + optimizer states: "
+        f"{time.perf_counter() - t0:.1f} s")
+
+  dense_step = make_step(model, tx_dense)
+  platon_step = make_step(model, tx_platon)
+  compile_s = {}
+  for name, step in (("dense", dense_step), ("platon", platon_step)):
+    v = variants[name if name == "dense" else "final"]
+    t0 = time.perf_counter()
+    compiled = step.lower(v["params"], v["state"], batch).compile()
+    compile_s[name] = time.perf_counter() - t0
+    print(f"compile {name:6s} train step: {compile_s[name]:6.1f} s",
+          flush=True)
+    for vv in variants.values():
+      if (vv["tx"] is tx_dense) == (name == "dense"):
+        vv["fn"] = compiled
+
+  def run(name):
+    v = variants[name]
+    s = int(v["state"].count) if name != "dense" else None
+    t0 = time.perf_counter()
+    v["params"], v["state"], loss = v["fn"](v["params"], v["state"], batch)
+    jax.block_until_ready((v["params"], v["state"], loss))
+    return time.perf_counter() - t0, s, float(loss)
+
+  order = list(variants)
+  print(f"warm-up: {args.warmup} steps each", flush=True)
+  for i in range(args.warmup):
+    for name in order:
+      dt, s, loss = run(name)
+      print(f"  warm-up {name:5s} step s={s if s is not None else '-':>3} "
+            f"{dt:7.3f} s  loss {loss:.4f}", flush=True)
+
+  rec = {name: {"t": [], "s": []} for name in order}
+  print(f"timed: {args.steps} rounds, round-robin (order rotates)",
+        flush=True)
+  for i in range(args.steps):
+    rot = order[i % 3:] + order[:i % 3]
+    line = []
+    for name in rot:
+      dt, s, _ = run(name)
+      rec[name]["t"].append(dt)
+      rec[name]["s"].append(s)
+    for name in order:
+      s = rec[name]["s"][-1]
+      sel = " (select)" if s is not None and s % DELTA_T == 0 else ""
+      line.append(f"{name} {rec[name]['t'][-1]:6.3f}"
+                  + ("" if s is None else f" [s={s}]{sel}"))
+    print(f"  round {i + 1:3d}: " + "   ".join(line), flush=True)
+
+  sparsity_final = jaxprune.actual_sparsity(variants["final"]["params"],
+                                            where="bert")
+  sparsity_cubic = jaxprune.actual_sparsity(variants["cubic"]["params"],
+                                            where="bert")
+  res = analyse(rec, sched)
+  res["compile_s"] = compile_s
+  res["schedule"] = sched
+  res["actual_sparsity_after"] = {"final": sparsity_final,
+                                  "cubic": sparsity_cubic}
+  last_c = rec["cubic"]["s"][-1]
+  print(f"\nsanity: fraction of zeros in the prunable leaves after the last "
+        f"timed step: final phase {sparsity_final:.4f} (target {SPARSITY}); "
+        f"cubic phase {sparsity_cubic:.4f} (last step s={last_c}, "
+        f"{'a mask event' if last_c % DELTA_T == 0 else 'no mask event'})")
+  # Hand back the final variant's trained params (for the pieces section).
+  params_final = variants["final"]["params"]
+  for v in variants.values():
+    v.clear()
+  return res, params_final, tx_platon
+
+
+def analyse(rec: dict, sched: dict) -> dict:
+  dense = np.asarray(rec["dense"]["t"])
+  d_med = float(np.median(dense))
+  out = {"dense": {"median_s": d_med, "mean_s": float(dense.mean()),
+                   "times_s": dense.tolist()}}
+  for name in ("final", "cubic"):
+    t = np.asarray(rec[name]["t"])
+    s = np.asarray(rec[name]["s"])
+    is_sel = s % DELTA_T == 0
+    windows = []
+    # Aligned windows of 10 consecutive steps: s = 10m+1 .. 10m+10.
+    start = 0
+    while start + DELTA_T <= len(t):
+      sl = slice(start, start + DELTA_T)
+      dm = float(dense[sl].mean())
+      windows.append({"steps": [int(s[sl][0]), int(s[sl][-1])],
+                      "platon_mean_s": float(t[sl].mean()),
+                      "dense_mean_s": dm,
+                      "overhead": float((t[sl].mean() - dm) / dm)})
+      start += DELTA_T
+    if windows:
+      mean_ovh = float(np.mean([w["overhead"] for w in windows]))
+    else:  # fewer than 10 timed steps: use all of them
+      mean_ovh = float((t.mean() - dense.mean()) / dense.mean())
+    per_step = (t - dense) / dense
+    out[name] = {
+        "steps": s.tolist(), "times_s": t.tolist(),
+        "median_s": float(np.median(t)),
+        "windows": windows,
+        "mean_overhead": mean_ovh,
+        "worst_step_s": float(t.max()),
+        "worst_step": int(s[int(t.argmax())]),
+        "worst_overhead": float((t.max() - d_med) / d_med),
+        "median_overhead_selection_steps":
+            float(np.median(per_step[is_sel])) if is_sel.any() else None,
+        "median_overhead_other_steps":
+            float(np.median(per_step[~is_sel])) if (~is_sel).any() else None,
+    }
+  return out
+
+
+def print_train(res: dict) -> None:
+  d = res["dense"]
+  print("\n=== train step: PLATON vs dense (wall seconds per step)")
+  print(f"dense adamw step: median {d['median_s']:.3f} s, mean "
+        f"{d['mean_s']:.3f} s over {len(d['times_s'])} steps")
+  print(f"{'phase':<7s} {'median':>8s} {'window mean ovh':>16s} "
+        f"{'target':>8s} {'worst step ovh':>15s} {'target':>8s} "
+        f"{'sel. steps':>11s} {'other steps':>12s}")
+  for name, key in (("final", "final"), ("cubic", "cubic")):
+    r = res[name]
+    mean_t = TARGETS[f"{key}_mean"]
+    worst_t = TARGETS.get(f"{key}_worst")
+    ok_m = "ok" if r["mean_overhead"] <= mean_t else "ABOVE"
+    worst_txt = (f"<={100 * worst_t:.0f}% "
+                 f"{'ok' if r['worst_overhead'] <= worst_t else 'ABOVE'}"
+                 if worst_t is not None else "-")
+    sel = r["median_overhead_selection_steps"]
+    oth = r["median_overhead_other_steps"]
+    print(f"{name:<7s} {r['median_s']:7.3f}s {pct(r['mean_overhead']):>16s} "
+          f"{f'<={100 * mean_t:.0f}% {ok_m}':>8s} "
+          f"{pct(r['worst_overhead']):>11s} (s={r['worst_step']}) "
+          f"{worst_txt:>8s} "
+          f"{pct(sel) if sel is not None else '-':>11s} "
+          f"{pct(oth) if oth is not None else '-':>12s}")
+    for w in r["windows"]:
+      print(f"        window s={w['steps'][0]}..{w['steps'][1]}: platon "
+            f"{w['platon_mean_s']:.3f} s vs dense {w['dense_mean_s']:.3f} s "
+            f"-> {pct(w['overhead'])}")
+  print("(sel. steps / other steps: median per-round overhead of the steps "
+        "with / without a selection)")
+
+
+# -------------------------------------------------------------------- pieces
+
+
+def pieces_section(args, params, tx_platon) -> dict:
+  """Times the pruner's parts alone on the model's prunable leaves."""
+  flags = where_lib.resolve("bert", params)
+  p_leaves = jax.tree_util.tree_leaves(params)
+  sel = [x for x, f in zip(p_leaves, flags) if f]
+  n = sum(int(x.size) for x in sel)
+  reps = args.piece_repeats
+  print(f"\n=== pieces alone, on the {len(sel)} prunable leaves "
+        f"({n:,} scalars), median of {reps}")
+  rows: dict[str, dict] = {}
+
+  def add(name, med, times, note=""):
+    rows[name] = {"median_s": med, "times_s": times}
+    print(f"  {name:<58s} {med:8.4f} s {note}", flush=True)
+
+  key = jax.random.key(args.seed + 3)
+  grads = jax.tree.map(
+      lambda x: 1e-3 * jax.random.normal(jax.random.fold_in(key, x.size),
+                                         x.shape, x.dtype), params)
+
+  # 1. Whole optimizer updates alone (no model): adamw vs PLATON.
+  def upd(tx):
+    def f(p, state, g):
+      u, state = tx.update(g, state, p)
+      return optax.apply_updates(p, u), state
+    return jax.jit(f, donate_argnums=(0, 1))
+
+  tx_dense = optax.adamw(LR)
+  f_dense = upd(tx_dense)
+  st = (copy_tree(params), tx_dense.init(params))
+  med, times, st = timeit_donating(lambda s: f_dense(s[0], s[1], grads), st,
+                                   reps)
+  add("adamw update + apply (no model)", med, times)
+  dense_upd = med
+  del st
+
+  f_pl = upd(tx_platon)
+  sched = schedule_numbers(args.steps, args.warmup)
+  end = sched["cubic_end"]
+  p = copy_tree(params)
+  state = tx_platon.init(p)
+  # Give the scores a nonzero state: one window boundary and a few steps.
+  for s in (end + 9, end + 10, end + 11):
+    state = state._replace(count=jnp.asarray(s, jnp.int32))
+    p, state = f_pl(p, state, grads)
+  jax.block_until_ready(state)
+  cases = [
+      ("PLATON update, final phase, no selection (s=10m+5)", end + 15),
+      ("PLATON update, final phase, selection (s=10m)", end + 20),
+      ("PLATON update, cubic phase, no event (s=10m+5)", 15),
+      ("PLATON update, cubic phase, event+selection (s=10m)", 20),
+  ]
+  platon_upd = {}
+  for name, s in cases:
+    times = []
+    for r in range(reps + 1):
+      state = state._replace(count=jnp.asarray(s, jnp.int32))
+      jax.block_until_ready(state.count)
+      t0 = time.perf_counter()
+      p, state = jax.block_until_ready(f_pl(p, state, grads))
+      if r:
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    platon_upd[name] = med
+    add(name, med, times, f"(+{med - dense_upd:.4f} s vs adamw)")
+  scores_state = state.scorer_state
+  masks_state = state.masks
+  del p, state
+
+  # 2. Score update (platon scorer) alone, donating its state.
+  scorer = jaxprune.platon_scorer(0.85, 0.95, DELTA_T)
+  g_sel = [x for x, f in zip(jax.tree_util.tree_leaves(grads), flags) if f]
+  sc_leaves = [jax.tree_util.tree_leaves(t) for t in scores_state]
+  sstate = jaxprune.PlatonScoreState(*[copy_tree(l) for l in sc_leaves])
+  newp = [copy_tree(x) for x in sel]
+  # (Arrays are passed as arguments, never closed over: no jit constants.)
+  f_sc = jax.jit(lambda st, g, q, s: scorer.update(st, g, q, None, s),
+                 donate_argnums=(0,))
+  for name, s in (("score update, inside a window (lax.cond)", 5),
+                  ("score update, window boundary (lax.cond)", 10)):
+    s_arr = jnp.asarray(s, jnp.int32)
+    med, times, sstate = timeit_donating(
+        lambda st: f_sc(st, g_sel, newp, s_arr), sstate, reps)
+    add(name, med, times)
+
+  def inside_direct(st, g, q, step):
+    lf = (step % DELTA_T).astype(jnp.float32)
+    sens = [jnp.abs(p_ * g_) for p_, g_ in zip(q, g)]
+    iwin = [(w * lf + i) / (lf + 1.0) for w, i in zip(st.iwin, sens)]
+    return jaxprune.PlatonScoreState(iwin, st.ibar, st.ubar)
+
+  f_in = jax.jit(inside_direct, donate_argnums=(0,))
+  s_arr = jnp.asarray(5, jnp.int32)
+  med, times, sstate = timeit_donating(
+      lambda st: f_in(st, g_sel, newp, s_arr), sstate, reps)
+  add("score update, inside branch called directly (no cond)", med, times)
+  scores = [b * u for b, u in zip(sstate.ibar, sstate.ubar)]
+  del sstate
+
+  # 3. Selection.
+  k = jnp.int32(n * 9 // 10)
+  f_sel = jax.jit(lambda sc, k: selection.prune_masks(sc, k))
+  med, times = timeit(lambda: f_sel(scores, k), reps)
+  masks, tau = f_sel(scores, k)
+  pruned = sum(int(m.size) - int(jnp.sum(m)) for m in masks)
+  add(f"selection prune_masks, k=floor(0.9 N)", med, times,
+      f"(pruned {pruned:,} == k {int(k):,}: {pruned == int(k)})")
+  f_kth = jax.jit(lambda sc, k: selection.kth_smallest(sc, k)[0])
+  med, times = timeit(lambda: f_kth(scores, k), reps)
+  add("  of which kth_smallest (threshold only)", med, times)
+
+  # 4. Mask application, as in transform.prune.
+  u_sel = [x for x, f in zip(jax.tree_util.tree_leaves(grads), flags) if f]
+  f_mask = jax.jit(lambda ms, ps, us, ap: [
+      jnp.where(ap & ~m, -p_, u_) for m, p_, u_ in zip(ms, ps, us)])
+  med, times = timeit(lambda: f_mask(masks, sel, u_sel, jnp.bool_(True)),
+                      reps)
+  add("mask application where(apply & ~m, -p, u)", med, times)
+
+  # 5. Keep path of a non-selection step: a cond that returns stored masks.
+  m_keep = [jnp.array(m, copy=True) for m in
+            jax.tree_util.tree_leaves(masks_state)]
+
+  def keep_cond(ms, tau, pred):
+    return jax.lax.cond(pred, lambda: ([~m for m in ms], tau + 1.0),
+                        lambda: (list(ms), tau))
+  f_keep = jax.jit(keep_cond, donate_argnums=(0,))
+  tau0 = jnp.zeros((1,), jnp.float32)
+  med, times, (m_keep, _) = timeit_donating(
+      lambda st: f_keep(st[0], st[1], jnp.bool_(False)), (m_keep, tau0), reps)
+  add("lax.cond keep branch returning the stored masks (donated)", med,
+      times)
+  # 6. theta' = p + u on the prunable leaves (computed every step).
+  f_newp = jax.jit(lambda ps, us: [p_ + u_ for p_, u_ in zip(ps, us)])
+  med, times = timeit(lambda: f_newp(sel, u_sel), reps)
+  add("theta' = p + u on the prunable leaves", med, times)
+
+  return {"n": n, "rows": rows, "adamw_update_s": dense_upd,
+          "platon_update_s": platon_upd}
+
+
+# ---------------------------------------------------------------------- main
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(
+      description=__doc__.split("\n\n")[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--model-size", choices=("base", "tiny"), default="base")
+  p.add_argument("--steps", type=int, default=20,
+                 help="timed steps per variant (dense, cubic, final)")
+  p.add_argument("--warmup", type=int, default=3,
+                 help="untimed steps per variant, 1..10 (the last one of the "
+                 "PLATON variants is a selection)")
+  p.add_argument("--batch", type=int, default=8)
+  p.add_argument("--seq", type=int, default=128)
+  p.add_argument("--pieces", dest="pieces", action="store_true", default=True,
+                 help="time the pruner's pieces alone (default)")
+  p.add_argument("--no-pieces", dest="pieces", action="store_false")
+  p.add_argument("--piece-repeats", type=int, default=5)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results",
+                                                "platon_overhead.json"))
+  args = p.parse_args()
+  if not 1 <= args.warmup <= DELTA_T:
+    p.error(f"--warmup must be in 1..{DELTA_T}")
+  if args.steps < 1:
+    p.error("--steps must be >= 1")
+
+  t_start = time.perf_counter()
+  print("jaxprune PLATON overhead benchmark")
+  print(f"  jax {jax.__version__} backend={jax.default_backend()}; cpu cores="
+        f"{os.cpu_count()}; load average {os.getloadavg()[0]:.2f}; "
+        f"{platform.platform()}")
+  model, config = build_model(args.model_size, args.seed)
+  params = model.params
+  flags = where_lib.resolve("bert", params)
+  n_all = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+  n_sel = sum(int(x.size) for x, f in
+              zip(jax.tree_util.tree_leaves(params), flags) if f)
+  print(f"  model: FlaxBertForSequenceClassification ({args.model_size}: "
+        f"{config.num_hidden_layers} layers x {config.hidden_size}, FFN "
+        f"{config.intermediate_size}), {n_all:,} params, {n_sel:,} prunable "
+        f"(where='bert'); batch {args.batch} x seq {args.seq}")
+  rng = np.random.default_rng(args.seed)
+  batch = {
+      "input_ids": jnp.asarray(rng.integers(0, config.vocab_size,
+                                            (args.batch, args.seq)), jnp.int32),
+      "attention_mask": jnp.ones((args.batch, args.seq), jnp.int32),
+      "labels": jnp.asarray(rng.integers(0, 2, (args.batch,)), jnp.int32),
+  }
+
+  train, params_final, tx_platon = train_section(args, model, params, batch)
+  print_train(train)
+  pieces = None
+  if args.pieces:
+    del params_final
+    pieces = pieces_section(args, params, tx_platon)
+    d_med = train["dense"]["median_s"]
+    print(f"\n  pieces relative to the dense train step ({d_med:.3f} s):")
+    for name, r in pieces["rows"].items():
+      print(f"    {name:<58s} {100 * r['median_s'] / d_med:6.2f}%")
+  total = time.perf_counter() - t_start
+  print(f"\ntotal benchmark time: {total:.0f} s (load average now "
+        f"{os.getloadavg()[0]:.2f})")
+
+  out = {
+      "benchmark": "platon_overhead",
+      "config": vars(args),
+      "environment": {"jax": jax.__version__, "backend": jax.default_backend(),
+                      "cpu_cores": os.cpu_count(),
+                      "platform": platform.platform()},
+      "model": {"size": args.model_size, "params": n_all, "prunable": n_sel},
+      "targets": TARGETS,
+      "train": train,
+      "pieces": pieces,
+      "total_s": total,
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w") as f:
+    json.dump(out, f, indent=1)
+  print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+  main()
