@@ -48,8 +48,12 @@ pruner alone, all jitted, donated where the train step donates:
 step type; the PLATON score update (inside a window and at a boundary; with
 its ``lax.cond`` and, to expose the cost of the cond's buffer copies, the
 inside branch called directly); ``prune_masks`` at ``k = floor(0.9 N)``;
-the masking ``where(~m, -p, u)``; and a ``lax.cond`` whose taken branch
-just returns the stored masks (the "keep" path of a non-selection step).
+the masking ``where(~m, -p, u)``; the selection ``lax.cond`` built as in
+``transform.prune`` (taken, and not taken: the "keep" path of a step without
+selection); and ``theta' = p + u``. Standalone times can exceed what a piece
+adds inside the train step: there XLA:CPU may overlap independent work (for
+instance copies of the optimizer state) with the forward/backward pass, so
+the train-step numbers above are the ones the targets refer to.
 
 How to run
 ----------
@@ -450,8 +454,8 @@ def pieces_section(args, params, tx_platon) -> dict:
   med, times, sstate = timeit_donating(
       lambda st: f_in(st, g_sel, newp, s_arr), sstate, reps)
   add("score update, inside branch called directly (no cond)", med, times)
-  scores = [b * u for b, u in zip(sstate.ibar, sstate.ubar)]
   del sstate
+  scores = [b * u for b, u in zip(sc_leaves[1], sc_leaves[2])]
 
   # 3. Selection.
   k = jnp.int32(n * 9 // 10)
@@ -473,19 +477,31 @@ def pieces_section(args, params, tx_platon) -> dict:
                       reps)
   add("mask application where(apply & ~m, -p, u)", med, times)
 
-  # 5. Keep path of a non-selection step: a cond that returns stored masks.
+  # 5. The selection cond as in transform.prune: the select branch closes
+  #    over the score state (ibar, ubar), the keep branch returns the stored
+  #    masks (donated, as the optimizer state is in the train step).
+  ibar = [jnp.array(x, copy=True) for x in sc_leaves[1]]
+  ubar = [jnp.array(x, copy=True) for x in sc_leaves[2]]
   m_keep = [jnp.array(m, copy=True) for m in
             jax.tree_util.tree_leaves(masks_state)]
 
-  def keep_cond(ms, tau, pred):
-    return jax.lax.cond(pred, lambda: ([~m for m in ms], tau + 1.0),
-                        lambda: (list(ms), tau))
-  f_keep = jax.jit(keep_cond, donate_argnums=(0,))
+  def sel_cond(ms, tau, ib, ub, k, pred):
+    def select(_):
+      m, t = selection.prune_masks([b * u for b, u in zip(ib, ub)], k)
+      return m, t
+    return jax.lax.cond(pred, select, lambda _: (list(ms), tau), None)
+
+  f_cond = jax.jit(sel_cond, donate_argnums=(0, 1))
   tau0 = jnp.zeros((1,), jnp.float32)
-  med, times, (m_keep, _) = timeit_donating(
-      lambda st: f_keep(st[0], st[1], jnp.bool_(False)), (m_keep, tau0), reps)
-  add("lax.cond keep branch returning the stored masks (donated)", med,
-      times)
+  for name, pred in (
+      ("selection cond, not taken (keep the stored masks)", False),
+      ("selection cond, taken (scores = ibar*ubar, prune_masks)", True)):
+    pr = jnp.bool_(pred)
+    med, times, (m_keep, tau0) = timeit_donating(
+        lambda st: f_cond(st[0], st[1], ibar, ubar, k, pr), (m_keep, tau0),
+        reps)
+    add(name, med, times)
+  del ibar, ubar, m_keep
   # 6. theta' = p + u on the prunable leaves (computed every step).
   f_newp = jax.jit(lambda ps, us: [p_ + u_ for p_, u_ in zip(ps, us)])
   med, times = timeit(lambda: f_newp(sel, u_sel), reps)
