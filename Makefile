@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m jaxprune.demo $(ARGS)
+	$(PY) examples/quickstart.py $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/selection.py
