@@ -1,0 +1,1 @@
+"""Offline datasets for the demo and the experiments."""

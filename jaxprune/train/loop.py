@@ -1,0 +1,192 @@
+"""A small training loop: progress bar, periodic eval, JSON-lines log, checkpoints.
+
+Checkpoints are orbax ``CheckpointManager`` saves, which write to a
+temporary directory and rename it when complete, so a run killed during a
+save never leaves a checkpoint that ``latest_step`` would read. A resumed run
+restores params, optimizer state (pruning scores and masks included) and the
+step, and asks ``batch_fn`` for the batch of each step by its index, so it
+continues exactly where the interrupted run would have been.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprune.transform import PruneState
+
+__all__ = ["fit", "find_prune_states", "mask_sparsity", "Checkpointer"]
+
+
+def find_prune_states(opt_state: Any) -> list[PruneState]:
+  """All :class:`~jaxprune.PruneState` inside an (optionally chained) state."""
+  found = []
+
+  def visit(x):
+    if isinstance(x, PruneState):
+      found.append(x)
+      return True
+    return False
+
+  jax.tree_util.tree_flatten(opt_state, is_leaf=visit)
+  return found
+
+
+@jax.jit
+def _mask_sparsity(masks):
+  leaves = jax.tree.leaves(masks)
+  kept = sum(jnp.sum(m, dtype=jnp.float32) for m in leaves)
+  total = sum(m.size for m in leaves)
+  return 1.0 - kept / total
+
+
+def mask_sparsity(opt_state: Any) -> float | None:
+  """Fraction of pruned entries in the last selected masks (None if no pruning).
+
+  Under ``pmap`` (a leading device axis on the state) replica 0 is read.
+  """
+  states = find_prune_states(opt_state)
+  if not states:
+    return None
+  masks = states[0].masks
+  if states[0].count.ndim == 1:
+    masks = jax.tree.map(lambda m: m[0], masks)
+  return float(_mask_sparsity(masks))
+
+
+class Checkpointer:
+  """Atomic orbax checkpoints of ``{"params", "opt_state", "step"}``."""
+
+  def __init__(self, directory: str, max_to_keep: int = 2):
+    import orbax.checkpoint as ocp
+    self._ocp = ocp
+    self.directory = os.path.abspath(directory)
+    self.manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                             create=True))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, tree: Any) -> None:
+    self.manager.save(step, args=self._ocp.args.StandardSave(tree))
+    # Synchronous: the next step donates these buffers.
+    self.manager.wait_until_finished()
+
+  def restore(self, step: int, like: Any) -> Any:
+    abstract = jax.tree.map(self._ocp.utils.to_shape_dtype_struct, like)
+    return self.manager.restore(step,
+                                args=self._ocp.args.StandardRestore(abstract))
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+def fit(step_fn: Callable, params: Any, opt_state: Any,
+        batch_fn: Callable[[int], Any], num_steps: int, *,
+        rng: jax.Array,
+        eval_fn: Callable[[Any], dict] | None = None,
+        eval_every: int = 0,
+        log_path: str | None = None,
+        log_every: int = 10,
+        ckpt_dir: str | None = None,
+        ckpt_every: int = 0,
+        progress: bool = True,
+        desc: str = "train",
+        stop_after: int | None = None,
+        ) -> tuple[Any, Any, list[dict]]:
+  """Runs ``num_steps`` train steps with logging, eval and checkpoints.
+
+  Args:
+    step_fn: ``(params, opt_state, batch, rng, step) -> (params, opt_state,
+      metrics)``, e.g. from :func:`jaxprune.train.steps.make_train_step`.
+    params: initial params (ignored when resuming from a checkpoint).
+    opt_state: initial optimizer state (likewise).
+    batch_fn: ``step -> batch``; must be a pure function of the step index
+      for resumed runs to see the same data.
+    num_steps: total number of steps.
+    rng: base PRNG key (dropout); each step folds in its index.
+    eval_fn: ``params -> dict`` of metrics, run every ``eval_every`` steps
+      and at the end.
+    eval_every: 0 = only at the end.
+    log_path: JSON-lines file; one record per log point and per eval.
+    log_every: steps between log records / progress-bar updates.
+    ckpt_dir: orbax checkpoint directory; the run resumes from its latest
+      checkpoint if there is one.
+    ckpt_every: steps between checkpoints (0 = only at the end).
+    progress: show a tqdm progress bar (loss, sparsity, steps/s, ETA).
+    desc: progress-bar label.
+    stop_after: stop (as if killed) after this many steps of this call;
+      for tests of resumption.
+
+  Returns:
+    ``(params, opt_state, records)``.
+  """
+  from tqdm.auto import tqdm
+
+  ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
+  start = 0
+  if ckpt is not None and ckpt.latest_step() is not None:
+    last = ckpt.latest_step()
+    restored = ckpt.restore(last, {"params": params, "opt_state": opt_state,
+                                   "step": np.zeros((), np.int64)})
+    params, opt_state = restored["params"], restored["opt_state"]
+    start = int(restored["step"])
+  records: list[dict] = []
+  log_file = open(log_path, "a") if log_path else None
+
+  def emit(record):
+    records.append(record)
+    if log_file:
+      log_file.write(json.dumps(record) + "\n")
+      log_file.flush()
+
+  bar = tqdm(total=num_steps, initial=start, desc=desc, disable=not progress,
+             dynamic_ncols=True)
+  t_last, s_last = time.perf_counter(), start
+  t0 = time.perf_counter()
+  done = 0
+  try:
+    for s in range(start, num_steps):
+      params, opt_state, metrics = step_fn(params, opt_state, batch_fn(s), rng,
+                                           s)
+      done += 1
+      last_step = s + 1 == num_steps
+      if (s + 1) % log_every == 0 or last_step:
+        metrics = {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}
+        now = time.perf_counter()
+        rate = (s + 1 - s_last) / max(now - t_last, 1e-9)
+        t_last, s_last = now, s + 1
+        sp = mask_sparsity(opt_state)
+        record = {"step": s + 1, **metrics, "steps_per_s": rate,
+                  "elapsed_s": now - t0}
+        if sp is not None:
+          record["mask_sparsity"] = sp
+        emit(record)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}",
+                        sparsity="-" if sp is None else f"{max(sp, 0.0):.3f}",
+                        it_s=f"{rate:.2f}")
+      bar.update(1)
+      if eval_fn is not None and ((eval_every and (s + 1) % eval_every == 0)
+                                  or last_step):
+        emit({"step": s + 1, "eval": eval_fn(params)})
+      if ckpt is not None and ((ckpt_every and (s + 1) % ckpt_every == 0)
+                               or last_step):
+        ckpt.save(s + 1, {"params": params, "opt_state": opt_state,
+                          "step": np.full((), s + 1, np.int64)})
+      if stop_after is not None and done >= stop_after:
+        break
+  finally:
+    bar.close()
+    if log_file:
+      log_file.close()
+    if ckpt is not None:
+      ckpt.close()
+  return params, opt_state, records

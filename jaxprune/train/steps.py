@@ -1,0 +1,165 @@
+"""Train and eval steps for any model: single device, ``pmap`` and sharded ``jit``.
+
+The steps are model-agnostic. They take a loss function
+
+    loss_fn(params, batch, rng) -> (loss, aux)
+
+where ``rng`` is a per-step (and, under ``pmap``, per-device) PRNG key for
+dropout and ``aux`` a dict of scalar metrics, and any optax transformation
+(pruning or not). Params and optimizer state are donated, so XLA updates them
+in place (without donation step times swing by ~40% and memory doubles).
+
+Dropout RNG: the key for step ``s`` is ``fold_in(rng, s)``; under ``pmap`` it
+is further folded with the device index, so replicas drop different units
+while the pruning state, computed from the averaged gradients, stays
+identical on every replica. Under sharded ``jit`` one key serves the whole
+global batch, as on a single device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+__all__ = [
+    "LossFn",
+    "make_train_step",
+    "make_pmap_train_step",
+    "make_sharded_train_step",
+    "make_eval_step",
+    "opt_state_shardings",
+    "host_local_to_global",
+]
+
+LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, dict]]
+
+
+def _grad_step(loss_fn: LossFn, tx: optax.GradientTransformation,
+               axis_name: str | None):
+
+  def step(params, opt_state, batch, rng, step_index):
+    rng = jax.random.fold_in(rng, step_index)
+    if axis_name is not None:
+      rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        params, batch, rng)
+    if axis_name is not None:
+      grads = jax.lax.pmean(grads, axis_name)
+      loss = jax.lax.pmean(loss, axis_name)
+      aux = jax.lax.pmean(aux, axis_name)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    metrics = {"loss": loss, **aux}
+    return params, opt_state, metrics
+
+  return step
+
+
+def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
+                    donate: bool = True) -> Callable:
+  """A jitted single-device train step.
+
+  Returns:
+    ``step(params, opt_state, batch, rng, step_index) -> (params, opt_state,
+    metrics)``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, optax, jaxprune
+    >>> from jaxprune.train import steps
+    >>> loss = lambda p, b, r: (jnp.mean((b["x"] @ p["w"] - b["y"]) ** 2), {})
+    >>> tx = jaxprune.platon(optax.sgd(0.1), sparsity=0.5, total_steps=20)
+    >>> params = {"w": jnp.ones((4, 2))}
+    >>> state = tx.init(params)
+    >>> step = steps.make_train_step(loss, tx)
+    >>> batch = {"x": jnp.ones((8, 4)), "y": jnp.zeros((8, 2))}
+    >>> for s in range(20):
+    ...   params, state, m = step(params, state, batch, jax.random.key(0), s)
+    >>> int((params["w"] == 0).sum())
+    4
+  """
+  return jax.jit(_grad_step(loss_fn, tx, None),
+                 donate_argnums=(0, 1) if donate else ())
+
+
+def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
+                         axis_name: str = "data", donate: bool = True,
+                         devices=None) -> Callable:
+  """A data-parallel ``pmap`` train step: gradients averaged across devices.
+
+  Params and optimizer state are replicated (leading device axis), the batch
+  has a leading device axis, ``rng`` and ``step_index`` are shared. Because
+  every replica applies the same averaged gradients, the masks are identical
+  on every device.
+  """
+  step = _grad_step(loss_fn, tx, axis_name)
+  return jax.pmap(step, axis_name=axis_name, in_axes=(0, 0, 0, None, None),
+                  donate_argnums=(0, 1) if donate else (), devices=devices)
+
+
+def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
+                        param_shardings: Any, mesh: Mesh) -> Any:
+  """Shardings for ``tx.init(params)``: params-shaped parts like the params.
+
+  Every subtree of the optimizer state that mirrors the params (Adam
+  moments, pruning scores and masks) gets the params' shardings; everything
+  else (counts, thresholds) is replicated.
+  """
+  replicated = NamedSharding(mesh, P())
+  abstract = jax.eval_shape(tx.init, params)
+  param_leaves = jax.tree.leaves(params)
+  shard_leaves = jax.tree.leaves(param_shardings,
+                                 is_leaf=lambda x: isinstance(x, NamedSharding))
+  by_shape: dict[tuple, Any] = {}
+  for p, s in zip(param_leaves, shard_leaves):
+    by_shape.setdefault(tuple(p.shape), s)
+  # Match params-shaped subtrees structurally where optax can, else by shape.
+  try:
+    return optax.tree_map_params(
+        tx, lambda p, s: s, abstract, param_shardings,
+        transform_non_params=lambda _: replicated,
+        is_leaf=lambda x: isinstance(x, NamedSharding))
+  except (ValueError, TypeError):
+    return jax.tree.map(lambda a: by_shape.get(tuple(a.shape), replicated)
+                        if a.ndim else replicated, abstract)
+
+
+def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
+                            *, param_shardings: Any, opt_state_shardings: Any,
+                            batch_sharding: Any, donate: bool = True
+                            ) -> Callable:
+  """A sharded ``jit`` train step over a ``Mesh`` (data and model axes).
+
+  Params and optimizer state keep the given shardings (the pruning state is
+  sharded like the params when built with :func:`opt_state_shardings`);
+  the batch is sharded by ``batch_sharding`` (usually ``P("data")``). Works
+  on one host or, after ``jax.distributed.initialize()``, across the hosts of
+  a TPU pod, each host passing its own part of the batch through
+  :func:`host_local_to_global`.
+  """
+  rep = None
+  return jax.jit(
+      _grad_step(loss_fn, tx, None),
+      in_shardings=(param_shardings, opt_state_shardings, batch_sharding, rep,
+                    rep),
+      out_shardings=(param_shardings, opt_state_shardings, rep),
+      donate_argnums=(0, 1) if donate else ())
+
+
+def host_local_to_global(batch: Any, sharding: NamedSharding) -> Any:
+  """Builds global arrays from this host's part of the batch (multi-host).
+
+  On a single host this is ``jax.device_put(batch, sharding)``.
+  """
+  if jax.process_count() == 1:
+    return jax.device_put(batch, sharding)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+def make_eval_step(predict_fn: Callable[[Any, Any], jax.Array]) -> Callable:
+  """A jitted eval step: ``predict_fn(params, batch) -> logits``."""
+  return jax.jit(predict_fn)

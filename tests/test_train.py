@@ -1,0 +1,94 @@
+"""Train steps and loop on tiny Hugging Face Flax BERT and ViT models."""
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxprune
+from jaxprune import train
+from tests import train_helpers as th
+
+STEPS = 12
+
+
+@pytest.mark.parametrize("kind", ["bert", "vit"])
+def test_jitted_steps_reach_scheduled_sparsity(kind):
+  model = th.tiny_bert() if kind == "bert" else th.tiny_vit()
+  batches = (th.text_batches(STEPS) if kind == "bert"
+             else th.image_batches(STEPS))
+  tx = th.platon_tx(STEPS, where=kind)
+  params = model.params
+  state = tx.init(params)
+  step = train.make_train_step(train.hf.classification_loss(model), tx)
+  for s in range(STEPS):
+    params, state, m = step(params, state, batches[s], jax.random.PRNGKey(0), s)
+    assert np.isfinite(float(m["loss"]))
+  assert train.mask_sparsity(state) == pytest.approx(0.8, abs=1e-3)
+  flags = jaxprune.where.resolve(kind, params)
+  n = sum(x.size for x, f in zip(jax.tree.leaves(params), flags) if f)
+  zeros = sum(int((x == 0).sum()) for x, f in zip(jax.tree.leaves(params), flags)
+              if f)
+  assert zeros == int(0.8 * n)
+  logits = train.hf.classification_logits(model)(params, batches[0])
+  assert np.isfinite(np.asarray(logits)).all()
+
+
+def test_dropout_rng_changes_with_step():
+  model = th.tiny_bert(dropout=0.5)
+  loss_fn = train.hf.classification_loss(model)
+  b = th.text_batches(1)[0]
+  k = jax.random.PRNGKey(0)
+  l1 = loss_fn(model.params, b, jax.random.fold_in(k, 1))[0]
+  l2 = loss_fn(model.params, b, jax.random.fold_in(k, 2))[0]
+  l1b = loss_fn(model.params, b, jax.random.fold_in(k, 1))[0]
+  assert float(l1) != float(l2) and float(l1) == float(l1b)
+
+
+def _run_scenario(name):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-m", "tests.train_scenarios", name],
+                        cwd=root, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+  assert f"scenario {name} ok" in proc.stdout
+
+
+def test_pmap_step_matches_single_device_on_8_devices():
+  _run_scenario("pmap")
+
+
+def test_sharded_step_keeps_pruning_state_sharded_like_params():
+  _run_scenario("sharded")
+
+
+def test_stop_and_resume_is_bitwise_identical(tmp_path):
+  model = th.tiny_bert()
+  batches = th.text_batches(STEPS)
+  tx = th.platon_tx(STEPS)
+  step = train.make_train_step(train.hf.classification_loss(model), tx)
+  rng = jax.random.PRNGKey(3)
+
+  def fresh():
+    p = jax.tree.map(jnp.array, model.params)
+    return p, tx.init(p)
+
+  p, s = fresh()
+  p_ref, s_ref, _ = train.fit(step, p, s, lambda i: batches[i], STEPS, rng=rng,
+                              progress=False)
+  ckpt = str(tmp_path / "ckpt")
+  log = str(tmp_path / "log.jsonl")
+  for stop in (3, 4):  # killed after step 3, then after step 7
+    p, s = fresh()
+    train.fit(step, p, s, lambda i: batches[i], STEPS, rng=rng, ckpt_dir=ckpt,
+              ckpt_every=1, log_path=log, progress=False, stop_after=stop)
+  p, s = fresh()
+  p_res, s_res, _ = train.fit(step, p, s, lambda i: batches[i], STEPS, rng=rng,
+                              ckpt_dir=ckpt, ckpt_every=1, log_path=log,
+                              progress=False)
+  for a, b in zip(jax.tree.leaves((p_ref, s_ref)), jax.tree.leaves((p_res, s_res))):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  lines = open(log).read().splitlines()
+  assert lines  # the log was appended across the three calls
