@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py $(ARGS)
+	$(PY) -m experiments.demo $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/selection.py

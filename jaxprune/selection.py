@@ -140,7 +140,8 @@ def _candidates(lo, hi, c_lo, c_hi, k):
 
 def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
                  groups: Sequence[int] | None = None,
-                 num_groups: int = 1) -> tuple[jax.Array, jax.Array]:
+                 num_groups: int = 1
+                 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """Exact k-th smallest score (1-based) per group, without sorting.
 
   Args:
@@ -245,7 +246,8 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
 
   Returns:
     ``(masks, tau)``: a keep-mask per leaf (``True`` = kept) and the float32
-    threshold per group (``-inf`` where ``k == 0``).
+    threshold per group (``-inf`` where ``k == 0``; a threshold smaller in
+    magnitude than the smallest normal float is reported as 0).
   """
   k = jnp.asarray(k, jnp.int32).reshape(num_groups)
   if groups is None:
@@ -274,6 +276,8 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
     )
     pruned = pruned & (k[g] > 0)
     masks.append(~pruned)
+  # Report a threshold that stands for 0 (a denormal under flush-to-zero) as 0.
+  tau = jnp.where(jnp.abs(tau) < jnp.finfo(jnp.float32).tiny, 0.0, tau)
   tau = jnp.where(k > 0, tau, -jnp.inf)
   return masks, tau
 

@@ -50,12 +50,6 @@ class PlatonScoreState(NamedTuple):
   ubar: Any
 
 
-def _sensitivity(new_params, grads):
-  return jax.tree.map(
-      lambda p, g: jnp.abs(p.astype(jnp.float32) * g.astype(jnp.float32)),
-      new_params, grads)
-
-
 def platon_scorer(beta1: float = 0.85, beta2: float = 0.95,
                   delta_t: int = 10) -> transform.Scorer:
   """The PLATON scorer (pure functions; see the module docstring).
@@ -80,25 +74,26 @@ def platon_scorer(beta1: float = 0.85, beta2: float = 0.95,
 
   def update(state, grads, new_params, params, step):
     del params
-    sens = _sensitivity(new_params, grads)
     local = jnp.asarray(step, jnp.int32) % delta_t
+    boundary = local == 0
+    lf = local.astype(jnp.float32)
 
-    def boundary(operands):
-      state, sens = operands
-      ibar = jax.tree.map(lambda b, w: beta1 * b + (1 - beta1) * w,
-                          state.ibar, state.iwin)
-      ubar = jax.tree.map(lambda u, w, b: beta2 * u + (1 - beta2) * jnp.abs(w - b),
-                          state.ubar, state.iwin, ibar)
-      return PlatonScoreState(sens, ibar, ubar)
+    # One elementwise pass per leaf, no lax.cond: a cond would copy the
+    # untouched Ibar/Ubar on every step inside a window (measured 5x slower
+    # than this on BERT-base-sized state on CPU).
+    def leaf(iwin, ibar, ubar, p, g):
+      sens = jnp.abs(p.astype(jnp.float32) * g.astype(jnp.float32))
+      new_ibar = jnp.where(boundary, beta1 * ibar + (1 - beta1) * iwin, ibar)
+      new_ubar = jnp.where(
+          boundary, beta2 * ubar + (1 - beta2) * jnp.abs(iwin - new_ibar), ubar)
+      new_iwin = jnp.where(boundary, sens, (iwin * lf + sens) / (lf + 1.0))
+      return PlatonScoreState(new_iwin, new_ibar, new_ubar)
 
-    def inside(operands):
-      state, sens = operands
-      lf = local.astype(jnp.float32)
-      iwin = jax.tree.map(lambda w, i: (w * lf + i) / (lf + 1.0),
-                          state.iwin, sens)
-      return PlatonScoreState(iwin, state.ibar, state.ubar)
-
-    return jax.lax.cond(local == 0, boundary, inside, (state, sens))
+    out = jax.tree.map(leaf, state.iwin, state.ibar, state.ubar, new_params,
+                       grads)
+    is_out = lambda x: isinstance(x, PlatonScoreState)
+    pick = lambda i: jax.tree.map(lambda o: o[i], out, is_leaf=is_out)
+    return PlatonScoreState(pick(0), pick(1), pick(2))
 
   def scores(state, new_params):
     del new_params

@@ -168,7 +168,7 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
         record = {"step": s + 1, **metrics, "steps_per_s": rate,
                   "elapsed_s": now - t0}
         if sp is not None:
-          record["mask_sparsity"] = sp
+          record["mask_sparsity"] = max(sp, 0.0)
         emit(record)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}",
                         sparsity="-" if sp is None else f"{max(sp, 0.0):.3f}",
@@ -176,7 +176,11 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
       bar.update(1)
       if eval_fn is not None and ((eval_every and (s + 1) % eval_every == 0)
                                   or last_step):
-        emit({"step": s + 1, "eval": eval_fn(params)})
+        result = dict(eval_fn(params))
+        sp = mask_sparsity(opt_state)
+        if sp is not None:
+          result["mask_sparsity"] = max(sp, 0.0)
+        emit({"step": s + 1, "eval": result})
       if ckpt is not None and ((ckpt_every and (s + 1) % ckpt_every == 0)
                                or last_step):
         ckpt.save(s + 1, {"params": params, "opt_state": opt_state,

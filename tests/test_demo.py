@@ -1,0 +1,19 @@
+"""The demo script end to end on its ViT path (tiny budget, offline digits)."""
+import json
+
+from experiments import demo
+
+
+def test_vit_demo_smoke(tmp_path):
+  summary = demo.main(["--task", "vit", "--steps", "6", "--batch", "16",
+                       "--eval-every", "3", "--test-size", "64",
+                       "--sparsity", "0.5", "--out", str(tmp_path)])
+  saved = json.loads((tmp_path / "summary.json").read_text())
+  for key in ("method", "target_sparsity", "actual_sparsity", "metric",
+              "value", "dense_value", "seconds"):
+    assert key in saved
+  assert saved["method"] == "platon" and saved["target_sparsity"] == 0.5
+  # floor(0.5 N) of the prunable weights are zero at the end of the run.
+  assert abs(saved["actual_sparsity"] - 0.5) < 1e-4
+  assert (tmp_path / "curves.png").stat().st_size > 0
+  assert summary["value"] == saved["value"]
