@@ -40,3 +40,33 @@ def mlp_loss(params, x, y):
 def prunable(tree):
   """Default `where`: float leaves with ndim >= 2."""
   return [x for x in jax.tree.leaves(tree) if x.ndim >= 2]
+
+
+def mlp_step(tx, x, y):
+  """A jitted MLP train step: ``(params, state) -> (params, state, loss)``."""
+  import optax
+
+  @jax.jit
+  def step(params, state):
+    loss, g = jax.value_and_grad(mlp_loss)(params, x, y)
+    u, state = tx.update(g, state, params)
+    return optax.apply_updates(params, u), state, loss
+
+  return step
+
+
+def run_scenario(module, name):
+  """Runs ``python -m module name`` in a fresh interpreter (8 fake devices).
+
+  XLA:CPU runs the 8 fake devices' collectives on a shared thread pool, and
+  programs with collectives in one process can deadlock in its rendezvous
+  on a 2-core machine, so each multi-device scenario gets its own process.
+  """
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-m", module, name], cwd=root,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+  assert f"scenario {name} ok" in proc.stdout

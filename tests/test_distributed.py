@@ -23,13 +23,7 @@ KW = dict(sparsity=0.9, total_steps=T, warmup_steps=20, final_steps=60)
 def train_single(params, x, y):
   tx = jaxprune.platon(optax.adamw(1e-2), **KW)
   state = tx.init(params)
-
-  @jax.jit
-  def step(params, state):
-    loss, g = jax.value_and_grad(helpers.mlp_loss)(params, x, y)
-    u, state = tx.update(g, state, params)
-    return optax.apply_updates(params, u), state, loss
-
+  step = helpers.mlp_step(tx, x, y)
   for _ in range(T):
     params, state, loss = step(params, state)
   return params, state, loss
@@ -144,23 +138,12 @@ def test_orbax_checkpoint_roundtrip(tmp_path, single_run):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def _run_scenario(name):
-  import os
-  import subprocess
-  import sys
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.run([sys.executable, "-m", "tests.test_distributed", name],
-                        cwd=root, capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-  assert f"scenario {name} ok" in proc.stdout
-
-
 def test_pmap_matches_single_device():
-  _run_scenario("pmap")
+  helpers.run_scenario("tests.test_distributed", "pmap")
 
 
 def test_sharded_jit_keeps_state_sharding_and_exact_k():
-  _run_scenario("sharded")
+  helpers.run_scenario("tests.test_distributed", "sharded")
 
 
 if __name__ == "__main__":

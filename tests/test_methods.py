@@ -32,12 +32,7 @@ def test_method_reaches_exact_sparsity(name, persistent):
                      persistent_mask=persistent)
   state = tx.init(params)
   init_spec = spec(state)
-
-  @jax.jit
-  def step(params, state):
-    loss, g = jax.value_and_grad(helpers.mlp_loss)(params, x, y)
-    u, state = tx.update(g, state, params)
-    return optax.apply_updates(params, u), state, loss
+  step = helpers.mlp_step(tx, x, y)
 
   for _ in range(T):
     params, state, loss = step(params, state)

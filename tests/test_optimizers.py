@@ -30,12 +30,7 @@ def test_platon_with_inner_optimizer(name):
   tx = jaxprune.platon(OPTIMIZERS[name](), sparsity=0.75, total_steps=T,
                        delta_t=4)
   state = tx.init(params)
-
-  @jax.jit
-  def step(params, state):
-    loss, g = jax.value_and_grad(helpers.mlp_loss)(params, x, y)
-    u, state = tx.update(g, state, params)
-    return optax.apply_updates(params, u), state, loss
+  step = helpers.mlp_step(tx, x, y)
 
   losses = []
   for _ in range(T):

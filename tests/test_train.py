@@ -1,8 +1,4 @@
 """Train steps and loop on tiny Hugging Face Flax BERT and ViT models."""
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +7,7 @@ import pytest
 import jaxprune
 from jaxprune import train
 from tests import train_helpers as th
+from tests.helpers import run_scenario
 
 STEPS = 12
 
@@ -48,20 +45,12 @@ def test_dropout_rng_changes_with_step():
   assert float(l1) != float(l2) and float(l1) == float(l1b)
 
 
-def _run_scenario(name):
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.run([sys.executable, "-m", "tests.train_scenarios", name],
-                        cwd=root, capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-  assert f"scenario {name} ok" in proc.stdout
-
-
 def test_pmap_step_matches_single_device_on_8_devices():
-  _run_scenario("pmap")
+  run_scenario("tests.train_scenarios", "pmap")
 
 
 def test_sharded_step_keeps_pruning_state_sharded_like_params():
-  _run_scenario("sharded")
+  run_scenario("tests.train_scenarios", "sharded")
 
 
 def test_stop_and_resume_is_bitwise_identical(tmp_path):

@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxprune import _checks
-from jaxprune import schedules
 from jaxprune import transform
+from jaxprune.methods import _gradual
 
 __all__ = ["magnitude_scorer", "magnitude"]
 
@@ -78,9 +77,8 @@ def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
     >>> int((params["w"] == 0).sum())
     8
   """
-  total, t_i, t_f = _checks.check_step_counts(total_steps, warmup_steps,
-                                              final_steps, 0.1, 0.3)
-  schedule = schedules.cubic(sparsity, total, t_i, t_f, delta_t)
-  return transform.prune(optimizer, magnitude_scorer(), schedule, where=where,
-                         granularity=granularity,
-                         persistent_mask=persistent_mask)
+  return _gradual.cubic_prune(
+      optimizer, magnitude_scorer(), sparsity=sparsity,
+      total_steps=total_steps, warmup_steps=warmup_steps,
+      final_steps=final_steps, delta_t=delta_t, where=where,
+      granularity=granularity, persistent_mask=persistent_mask)

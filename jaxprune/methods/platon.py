@@ -25,16 +25,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxprune import _checks
-from jaxprune import schedules
 from jaxprune import transform
+from jaxprune.methods import _gradual
 
 __all__ = ["PlatonScoreState", "platon_scorer", "platon",
            "DEFAULT_WARMUP_FRACTION", "DEFAULT_FINAL_FRACTION"]
 
-#: ``warmup_steps`` default: 10% of ``total_steps`` of dense fine-tuning.
-DEFAULT_WARMUP_FRACTION = 0.1
-#: ``final_steps`` default: the last 30% of ``total_steps`` at the target.
-DEFAULT_FINAL_FRACTION = 0.3
+DEFAULT_WARMUP_FRACTION = _gradual.DEFAULT_WARMUP_FRACTION
+DEFAULT_FINAL_FRACTION = _gradual.DEFAULT_FINAL_FRACTION
 
 
 class PlatonScoreState(NamedTuple):
@@ -151,11 +149,8 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
     >>> int(jnp.sum(params["w"] == 0))
     192
   """
-  total, t_i, t_f = _checks.check_step_counts(
-      total_steps, warmup_steps, final_steps, DEFAULT_WARMUP_FRACTION,
-      DEFAULT_FINAL_FRACTION)
   scorer = platon_scorer(beta1, beta2, delta_t)
-  schedule = schedules.cubic(sparsity, total, t_i, t_f, delta_t)
-  return transform.prune(optimizer, scorer, schedule, where=where,
-                         granularity=granularity,
-                         persistent_mask=persistent_mask)
+  return _gradual.cubic_prune(
+      optimizer, scorer, sparsity=sparsity, total_steps=total_steps,
+      warmup_steps=warmup_steps, final_steps=final_steps, delta_t=delta_t,
+      where=where, granularity=granularity, persistent_mask=persistent_mask)

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxprune import _checks
-from jaxprune import schedules
 from jaxprune import transform
+from jaxprune.methods import _gradual
 
 __all__ = ["taylor_scorer", "taylor"]
 
@@ -83,9 +83,8 @@ def taylor(optimizer: optax.GradientTransformation, *, sparsity: float,
     >>> type(state).__name__
     'PruneState'
   """
-  total, t_i, t_f = _checks.check_step_counts(total_steps, warmup_steps,
-                                              final_steps, 0.1, 0.3)
-  schedule = schedules.cubic(sparsity, total, t_i, t_f, delta_t)
-  return transform.prune(optimizer, taylor_scorer(beta), schedule,
-                         where=where, granularity=granularity,
-                         persistent_mask=persistent_mask)
+  return _gradual.cubic_prune(
+      optimizer, taylor_scorer(beta), sparsity=sparsity,
+      total_steps=total_steps, warmup_steps=warmup_steps,
+      final_steps=final_steps, delta_t=delta_t, where=where,
+      granularity=granularity, persistent_mask=persistent_mask)
