@@ -159,7 +159,9 @@ def run(method: str, args, model, params0, train_data, test_data, where,
       step_fn, params, opt_state, batch_fn, steps,
       rng=jax.random.PRNGKey(args.seed), eval_fn=evaluate,
       eval_every=args.eval_every, log_path=log_path, log_every=10,
-      desc=method)
+      desc=method,
+      tensorboard_dir=(os.path.join(args.tensorboard, method)
+                       if args.tensorboard else None))
   seconds = time.time() - t0
   evals = [r for r in records if "eval" in r]
   return {"params": params, "evals": evals, "final": evals[-1]["eval"],
@@ -228,6 +230,8 @@ def main(argv=None):
                   help="HF model name or folder (default: offline MiniLM-L6)")
   ap.add_argument("--data-dir", default="data/cache")
   ap.add_argument("--skip-dense", action="store_true")
+  ap.add_argument("--tensorboard", default=None, metavar="DIR",
+                  help="also log TensorBoard scalars to DIR/<method>")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--out", default=None, help="default runs/demo[_vit]")
   args = ap.parse_args(argv)

@@ -81,3 +81,22 @@ def test_stop_and_resume_is_bitwise_identical(tmp_path):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   lines = open(log).read().splitlines()
   assert lines  # the log was appended across the three calls
+
+
+def test_fit_logs_jsonl_and_tensorboard(tmp_path):
+  import glob
+  import json
+  model = th.tiny_bert()
+  batches = th.text_batches(4)
+  tx = th.platon_tx(4 * 3)
+  step = train.make_train_step(train.hf.classification_loss(model), tx)
+  params = jax.tree.map(jnp.array, model.params)
+  log = tmp_path / "log.jsonl"
+  train.fit(step, params, tx.init(params), lambda i: batches[i], 4,
+            rng=jax.random.PRNGKey(0), log_every=2, log_path=str(log),
+            eval_fn=lambda p: {"n": 1.0}, tensorboard_dir=str(tmp_path / "tb"),
+            progress=False)
+  records = [json.loads(l) for l in log.read_text().splitlines()]
+  assert [r["step"] for r in records if "loss" in r] == [2, 4]
+  assert records[-1]["eval"]["n"] == 1.0 and "mask_sparsity" in records[-1]["eval"]
+  assert glob.glob(str(tmp_path / "tb" / "events.out.tfevents.*"))

@@ -101,6 +101,7 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
         progress: bool = True,
         desc: str = "train",
         stop_after: int | None = None,
+        tensorboard_dir: str | None = None,
         ) -> tuple[Any, Any, list[dict]]:
   """Runs ``num_steps`` train steps with logging, eval and checkpoints.
 
@@ -125,6 +126,8 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
     desc: progress-bar label.
     stop_after: stop (as if killed) after this many steps of this call;
       for tests of resumption.
+    tensorboard_dir: also write every record as TensorBoard scalars there
+      (needs ``tensorboardX``: ``pip install jaxprune[tensorboard]``).
 
   Returns:
     ``(params, opt_state, records)``.
@@ -141,12 +144,28 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
     start = int(restored["step"])
   records: list[dict] = []
   log_file = open(log_path, "a") if log_path else None
+  writer = None
+  if tensorboard_dir:
+    try:
+      from tensorboardX import SummaryWriter
+    except ImportError as e:
+      raise ValueError(
+          "`tensorboard_dir` needs the tensorboardX package: pip install "
+          "'jaxprune[tensorboard]'") from e
+    writer = SummaryWriter(tensorboard_dir)
 
   def emit(record):
     records.append(record)
     if log_file:
       log_file.write(json.dumps(record) + "\n")
       log_file.flush()
+    if writer is not None:
+      flat = {("eval/" + k if "eval" in record else "train/" + k): v
+              for k, v in record.get("eval", record).items()
+              if k != "step" and isinstance(v, (int, float))}
+      for k, v in flat.items():
+        writer.add_scalar(k, v, record["step"])
+      writer.flush()
 
   bar = tqdm(total=num_steps, initial=start, desc=desc, disable=not progress,
              dynamic_ncols=True)
@@ -191,6 +210,8 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
     bar.close()
     if log_file:
       log_file.close()
+    if writer is not None:
+      writer.close()
     if ckpt is not None:
       ckpt.close()
   return params, opt_state, records
