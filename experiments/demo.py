@@ -218,11 +218,11 @@ def main(argv=None):
   ap.add_argument("--task", choices=("text", "vit"), default="text")
   ap.add_argument("--method", choices=METHODS, default="platon")
   ap.add_argument("--sparsity", type=float, default=0.9)
-  ap.add_argument("--steps", type=int, default=300)
-  ap.add_argument("--batch", type=int, default=32)
+  ap.add_argument("--steps", type=int, default=600)
+  ap.add_argument("--batch", type=int, default=16)
   ap.add_argument("--seq-len", type=int, default=64)
   ap.add_argument("--lr", type=float, default=None,
-                  help="peak learning rate (default 8e-5 text, 1e-3 vit)")
+                  help="peak learning rate (default 2e-4 text, 1e-3 vit)")
   ap.add_argument("--eval-every", type=int, default=100)
   ap.add_argument("--eval-batch", type=int, default=200)
   ap.add_argument("--test-size", type=int, default=1000)
@@ -236,7 +236,7 @@ def main(argv=None):
   ap.add_argument("--out", default=None, help="default runs/demo[_vit]")
   args = ap.parse_args(argv)
   if args.lr is None:
-    args.lr = 8e-5 if args.task == "text" else 1e-3
+    args.lr = 2e-4 if args.task == "text" else 1e-3
   out = args.out or ("runs/demo" if args.task == "text" else "runs/demo_vit")
   os.makedirs(out, exist_ok=True)
   t0 = time.time()

@@ -104,27 +104,30 @@ def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
                         param_shardings: Any, mesh: Mesh) -> Any:
   """Shardings for ``tx.init(params)``: params-shaped parts like the params.
 
-  Every subtree of the optimizer state that mirrors the params (Adam
-  moments, pruning scores and masks) gets the params' shardings; everything
-  else (counts, thresholds) is replicated.
+  A leaf of the optimizer state whose key path ends with the key path of a
+  parameter and which has that parameter's shape (Adam moments, pruning
+  scores and masks) gets the parameter's sharding; everything else (counts,
+  thresholds) is replicated.
   """
   replicated = NamedSharding(mesh, P())
   abstract = jax.eval_shape(tx.init, params)
-  param_leaves = jax.tree.leaves(params)
-  shard_leaves = jax.tree.leaves(param_shardings,
-                                 is_leaf=lambda x: isinstance(x, NamedSharding))
-  by_shape: dict[tuple, Any] = {}
-  for p, s in zip(param_leaves, shard_leaves):
-    by_shape.setdefault(tuple(p.shape), s)
-  # Match params-shaped subtrees structurally where optax can, else by shape.
-  try:
-    return optax.tree_map_params(
-        tx, lambda p, s: s, abstract, param_shardings,
-        transform_non_params=lambda _: replicated,
-        is_leaf=lambda x: isinstance(x, NamedSharding))
-  except (ValueError, TypeError):
-    return jax.tree.map(lambda a: by_shape.get(tuple(a.shape), replicated)
-                        if a.ndim else replicated, abstract)
+  by_path = {}
+  for (path, leaf), sharding in zip(
+      jax.tree_util.tree_leaves_with_path(params),
+      jax.tree.leaves(param_shardings,
+                      is_leaf=lambda x: isinstance(x, NamedSharding))):
+    by_path[tuple(str(k) for k in path)] = (tuple(leaf.shape), sharding)
+  lengths = sorted({len(k) for k in by_path}, reverse=True)
+
+  def pick(path, leaf):
+    keys = tuple(str(k) for k in path)
+    for n in lengths:
+      hit = by_path.get(keys[-n:]) if len(keys) >= n else None
+      if hit is not None and hit[0] == tuple(leaf.shape):
+        return hit[1]
+    return replicated
+
+  return jax.tree_util.tree_map_with_path(pick, abstract)
 
 
 def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
