@@ -223,7 +223,7 @@ def main(argv=None):
   ap.add_argument("--seq-len", type=int, default=64)
   ap.add_argument("--lr", type=float, default=None,
                   help="peak learning rate (default 2e-4 text, 1e-3 vit)")
-  ap.add_argument("--eval-every", type=int, default=100)
+  ap.add_argument("--eval-every", type=int, default=200)
   ap.add_argument("--eval-batch", type=int, default=200)
   ap.add_argument("--test-size", type=int, default=1000)
   ap.add_argument("--model", default=None,
