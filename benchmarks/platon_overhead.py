@@ -45,9 +45,10 @@ leaves of the model (85,017,600 scalars for bert-base: kernels and biases of
 Q, K, V, attention output and both FFN projections), each part of the
 pruner alone, all jitted, donated where the train step donates:
 ``adamw`` update alone vs the whole PLATON update alone (no model) at each
-step type; the PLATON score update (inside a window and at a boundary; with
-its ``lax.cond`` and, to expose the cost of the cond's buffer copies, the
-inside branch called directly); ``prune_masks`` at ``k = floor(0.9 N)``;
+step type; the PLATON score update (inside a window and at a boundary, as
+``jaxprune.platon_scorer`` writes it: one elementwise pass updating Iwin,
+Ibar and Ubar; and, for comparison, an Iwin-only update that leaves Ibar and
+Ubar untouched, the lower bound for a step inside a window); ``prune_masks`` at ``k = floor(0.9 N)``;
 the masking ``where(~m, -p, u)``; the selection ``lax.cond`` built as in
 ``transform.prune`` (taken, and not taken: the "keep" path of a step without
 selection); and ``theta' = p + u``. Standalone times can exceed what a piece
@@ -436,8 +437,8 @@ def pieces_section(args, params, tx_platon) -> dict:
   # (Arrays are passed as arguments, never closed over: no jit constants.)
   f_sc = jax.jit(lambda st, g, q, s: scorer.update(st, g, q, None, s),
                  donate_argnums=(0,))
-  for name, s in (("score update, inside a window (lax.cond)", 5),
-                  ("score update, window boundary (lax.cond)", 10)):
+  for name, s in (("score update, inside a window", 5),
+                  ("score update, window boundary", 10)):
     s_arr = jnp.asarray(s, jnp.int32)
     med, times, sstate = timeit_donating(
         lambda st: f_sc(st, g_sel, newp, s_arr), sstate, reps)
@@ -453,7 +454,7 @@ def pieces_section(args, params, tx_platon) -> dict:
   s_arr = jnp.asarray(5, jnp.int32)
   med, times, sstate = timeit_donating(
       lambda st: f_in(st, g_sel, newp, s_arr), sstate, reps)
-  add("score update, inside branch called directly (no cond)", med, times)
+  add("score update, Iwin only (lower bound inside a window)", med, times)
   del sstate
   scores = [b * u for b, u in zip(sc_leaves[1], sc_leaves[2])]
 
