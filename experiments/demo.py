@@ -34,9 +34,10 @@ import numpy as np
 import optax
 
 import jaxprune
+from experiments import methods
 from jaxprune import train
 
-METHODS = ("platon", "magnitude", "taylor")
+METHODS = tuple(m for m in methods.METHODS if m != "dense")
 
 
 def offline_minilm() -> str:
@@ -51,27 +52,16 @@ def offline_minilm() -> str:
 
 
 def build_tx(method: str, sparsity: float, steps: int, lr: float,
-             where: Any) -> optax.GradientTransformation:
+             where: Any, num_examples: int | None = None
+             ) -> optax.GradientTransformation:
+  """Clip 1.0 -> method(AdamW(lr, 10% linear warm-up, linear decay, wd 0.01))."""
   warmup = max(1, int(0.1 * steps))
   lr_sched = optax.join_schedules(
       [optax.linear_schedule(0.0, lr, warmup),
        optax.linear_schedule(lr, 0.0, steps - warmup)], [warmup])
-  inner = optax.adamw(lr_sched, weight_decay=0.01)
-  if method == "dense":
-    pruner = inner
-  elif method == "platon":
-    pruner = jaxprune.platon(inner, sparsity=sparsity, total_steps=steps,
-                             where=where)
-  elif method == "magnitude":
-    pruner = jaxprune.magnitude(inner, sparsity=sparsity, total_steps=steps,
-                                where=where)
-  elif method == "taylor":
-    pruner = jaxprune.taylor(inner, sparsity=sparsity, total_steps=steps,
-                             beta=0.85, where=where)
-  else:
-    raise SystemExit(f"--method must be one of {METHODS}, got {method!r}")
-  # Clip first: PLATON scores the clipped gradient, as in the reference.
-  return optax.chain(optax.clip_by_global_norm(1.0), pruner)
+  return methods.make_tx(method, learning_rate=lr_sched, sparsity=sparsity,
+                         total_steps=steps, where=where,
+                         num_examples=num_examples)
 
 
 def text_task(args):
@@ -123,7 +113,8 @@ def vit_task(args):
 def run(method: str, args, model, params0, train_data, test_data, where,
         out_dir: str) -> dict:
   steps = args.steps
-  tx = build_tx(method, args.sparsity, steps, args.lr, where)
+  tx = build_tx(method, args.sparsity, steps, args.lr, where,
+                num_examples=len(train_data["labels"]))
   params = jax.tree.map(jnp.array, params0)  # a fresh copy: steps donate
   opt_state = tx.init(params)
   step_fn = train.make_train_step(train.hf.classification_loss(model), tx)
