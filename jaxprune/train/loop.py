@@ -19,7 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune.train import _validate
 from jaxprune.transform import PruneState
+
+_CONFIG_KEY = "jaxprune_config"
 
 __all__ = ["fit", "find_prune_states", "mask_sparsity", "Checkpointer"]
 
@@ -61,26 +64,77 @@ def mask_sparsity(opt_state: Any) -> float | None:
 
 
 class Checkpointer:
-  """Atomic orbax checkpoints of ``{"params", "opt_state", "step"}``."""
+  """Atomic orbax checkpoints of ``{"params", "opt_state", "step"}``.
 
-  def __init__(self, directory: str, max_to_keep: int = 2):
+  Args:
+    directory: the checkpoint directory (created if needed).
+    max_to_keep: number of most recent checkpoints kept.
+    config: optional JSON-serialisable description of the run (method,
+      sparsity, ...), stored with every checkpoint; :meth:`restore` refuses a
+      checkpoint whose stored description differs.
+  """
+
+  def __init__(self, directory: str, max_to_keep: int = 2,
+               config: dict | None = None):
     import orbax.checkpoint as ocp
+    if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+      raise ValueError(
+          f"`ckpt_dir` must be a non-empty path, got {directory!r}")
+    max_to_keep = _validate.check_int("max_to_keep", max_to_keep, minimum=1)
+    if config is not None:
+      if not isinstance(config, dict):
+        raise ValueError("`config` (fit's `ckpt_config`) must be a dict or "
+                         f"None, got {config!r}")
+      try:
+        config = json.loads(json.dumps(config))
+      except (TypeError, ValueError) as e:
+        raise ValueError(
+            "`config` (fit's `ckpt_config`) must be JSON-serialisable, got "
+            f"{config!r}: {e}") from e
     self._ocp = ocp
+    self.config = config
     self.directory = os.path.abspath(directory)
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                             create=True))
+                                             create=True),
+        item_handlers=ocp.StandardCheckpointHandler())
 
   def latest_step(self) -> int | None:
+    """The step of the latest complete checkpoint (``None`` if there is none)."""
     return self.manager.latest_step()
 
   def save(self, step: int, tree: Any) -> None:
-    self.manager.save(step, args=self._ocp.args.StandardSave(tree))
+    """Writes ``tree`` as checkpoint ``step`` and waits until it is complete."""
+    custom = {_CONFIG_KEY: self.config} if self.config is not None else None
+    self.manager.save(step, args=self._ocp.args.StandardSave(tree),
+                      custom_metadata=custom)
     # Synchronous: the next step donates these buffers.
     self.manager.wait_until_finished()
 
+  def check_compatible(self, step: int, like: Any) -> None:
+    """Raises ``ValueError`` if checkpoint ``step`` does not fit ``like``.
+
+    Compares the saved tree's leaf paths, shapes and dtypes with ``like``
+    (orbax alone would silently restore a subset of the saved leaves when the
+    optimizer state has fewer prunable leaves, e.g. another ``where``, and
+    silently cast dtypes), and the stored ``config`` with this one's.
+    """
+    what = f"checkpoint {step} in {self.directory!r}"
+    if self.config is not None:
+      stored = self.manager.metadata(step).custom_metadata or {}
+      saved_config = stored.get(_CONFIG_KEY)
+      if saved_config != self.config:
+        raise ValueError(
+            f"{what} was written by another configuration: its config is "
+            f"{saved_config!r}, this run's is {self.config!r}; use another "
+            "directory or delete it")
+    saved = _validate.leaf_specs(self.manager.item_metadata(step).tree)
+    _validate.check_tree_matches(saved, _validate.leaf_specs(like), what=what)
+
   def restore(self, step: int, like: Any) -> Any:
+    """Restores checkpoint ``step`` with the structure, shapes and dtypes of ``like``."""
+    self.check_compatible(step, like)
     abstract = jax.tree.map(self._ocp.utils.to_shape_dtype_struct, like)
     return self.manager.restore(step,
                                 args=self._ocp.args.StandardRestore(abstract))
@@ -102,6 +156,7 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
         desc: str = "train",
         stop_after: int | None = None,
         tensorboard_dir: str | None = None,
+        ckpt_config: dict | None = None,
         ) -> tuple[Any, Any, list[dict]]:
   """Runs ``num_steps`` train steps with logging, eval and checkpoints.
 
@@ -116,11 +171,14 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
     rng: base PRNG key (dropout); each step folds in its index.
     eval_fn: ``params -> dict`` of metrics, run every ``eval_every`` steps
       and at the end.
-    eval_every: 0 = only at the end.
+    eval_every: steps between evals (0 = only at the end).
     log_path: JSON-lines file; one record per log point and per eval.
     log_every: steps between log records / progress-bar updates.
     ckpt_dir: orbax checkpoint directory; the run resumes from its latest
-      checkpoint if there is one.
+      complete checkpoint if there is one. A checkpoint whose params or
+      optimizer state differ in structure, shape or dtype from ``params`` and
+      ``opt_state`` (another model, optimizer, method or ``where``) is
+      refused with a ``ValueError``, as is one past ``num_steps``.
     ckpt_every: steps between checkpoints (0 = only at the end).
     progress: show a tqdm progress bar (loss, sparsity, steps/s, ETA).
     desc: progress-bar label.
@@ -128,18 +186,60 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
       for tests of resumption.
     tensorboard_dir: also write every record as TensorBoard scalars there
       (needs ``tensorboardX``: ``pip install jaxprune[tensorboard]``).
+    ckpt_config: optional JSON-serialisable description of the run (method,
+      sparsity, total steps...), stored with every checkpoint; resuming from
+      a checkpoint written with another description raises ``ValueError``.
 
   Returns:
     ``(params, opt_state, records)``.
+
+  Raises:
+    ValueError: on a bad argument (naming it, its value and what is
+      allowed) or a checkpoint in ``ckpt_dir`` from another configuration.
   """
   from tqdm.auto import tqdm
 
-  ckpt = Checkpointer(ckpt_dir) if ckpt_dir else None
+  _validate.check_callable("step_fn", step_fn)
+  _validate.check_callable("batch_fn", batch_fn)
+  _validate.check_callable("eval_fn", eval_fn, optional=True)
+  if params is None:
+    raise ValueError("`params` must be a pytree of arrays, got None")
+  if opt_state is None:
+    raise ValueError("`opt_state` must be the optimizer state "
+                     "(tx.init(params)), got None")
+  num_steps = _validate.check_int("num_steps", num_steps, minimum=0)
+  _validate.check_key("rng", rng)
+  eval_every = _validate.check_int("eval_every", eval_every, minimum=0)
+  log_every = _validate.check_int("log_every", log_every, minimum=1)
+  ckpt_every = _validate.check_int("ckpt_every", ckpt_every, minimum=0)
+  stop_after = _validate.check_optional_int("stop_after", stop_after,
+                                            minimum=1)
+  _validate.check_bool("progress", progress)
+  if ckpt_every and not ckpt_dir:
+    raise ValueError(f"`ckpt_every` = {ckpt_every} needs a `ckpt_dir`, got "
+                     f"{ckpt_dir!r}")
+  if ckpt_config is not None and not ckpt_dir:
+    raise ValueError(f"`ckpt_config` = {ckpt_config!r} needs a `ckpt_dir`, "
+                     f"got {ckpt_dir!r}")
+  if eval_every and eval_fn is None:
+    raise ValueError(f"`eval_every` = {eval_every} needs an `eval_fn`, got "
+                     "None")
+
+  ckpt = Checkpointer(ckpt_dir, config=ckpt_config) if ckpt_dir else None
   start = 0
   if ckpt is not None and ckpt.latest_step() is not None:
     last = ckpt.latest_step()
-    restored = ckpt.restore(last, {"params": params, "opt_state": opt_state,
-                                   "step": np.zeros((), np.int64)})
+    if last > num_steps:
+      ckpt.close()
+      raise ValueError(
+          f"`ckpt_dir` {ckpt.directory!r} holds a checkpoint at step {last}, "
+          f"past `num_steps` = {num_steps}: it belongs to another run")
+    try:
+      restored = ckpt.restore(last, {"params": params, "opt_state": opt_state,
+                                     "step": np.zeros((), np.int64)})
+    except BaseException:
+      ckpt.close()
+      raise
     params, opt_state = restored["params"], restored["opt_state"]
     start = int(restored["step"])
   records: list[dict] = []

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxprune.train import _validate
+
 __all__ = [
     "LossFn",
     "make_train_step",
@@ -36,6 +38,12 @@ __all__ = [
 ]
 
 LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, dict]]
+
+
+def _check_step_args(loss_fn: Any, tx: Any, donate: Any) -> None:
+  _validate.check_callable("loss_fn", loss_fn)
+  _validate.check_transformation("tx", tx)
+  _validate.check_bool("donate", donate)
 
 
 def _grad_step(loss_fn: LossFn, tx: optax.GradientTransformation,
@@ -81,6 +89,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
     >>> int((params["w"] == 0).sum())
     4
   """
+  _check_step_args(loss_fn, tx, donate)
   return jax.jit(_grad_step(loss_fn, tx, None),
                  donate_argnums=(0, 1) if donate else ())
 
@@ -95,6 +104,10 @@ def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
   every replica applies the same averaged gradients, the masks are identical
   on every device.
   """
+  _check_step_args(loss_fn, tx, donate)
+  if not isinstance(axis_name, str) or not axis_name:
+    raise ValueError(
+        f"`axis_name` must be a non-empty string, got {axis_name!r}")
   step = _grad_step(loss_fn, tx, axis_name)
   return jax.pmap(step, axis_name=axis_name, in_axes=(0, 0, 0, None, None),
                   donate_argnums=(0, 1) if donate else (), devices=devices)
@@ -109,13 +122,30 @@ def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
   scores and masks) gets the parameter's sharding; everything else (counts,
   thresholds) is replicated.
   """
+  _validate.check_transformation("tx", tx)
+  if params is None:
+    raise ValueError("`params` must be a pytree of arrays, got None")
+  if not isinstance(mesh, Mesh):
+    raise ValueError(f"`mesh` must be a jax.sharding.Mesh, got {mesh!r}")
+  is_sharding = lambda x: isinstance(x, jax.sharding.Sharding)
+  sharding_leaves, sharding_def = jax.tree_util.tree_flatten(
+      param_shardings, is_leaf=is_sharding)
+  param_leaves, param_def = jax.tree_util.tree_flatten(params)
+  if sharding_def != param_def:
+    raise ValueError(
+        "`param_shardings` must have the tree structure of `params` (one "
+        f"sharding per parameter), got {sharding_def} for params {param_def}")
+  for (path, _), sh in zip(jax.tree_util.tree_leaves_with_path(params),
+                           sharding_leaves):
+    if not isinstance(sh, NamedSharding):
+      raise ValueError(
+          "`param_shardings` must hold a NamedSharding per parameter, got "
+          f"{sh!r} at {jax.tree_util.keystr(path)}")
   replicated = NamedSharding(mesh, P())
   abstract = jax.eval_shape(tx.init, params)
   by_path = {}
   for (path, leaf), sharding in zip(
-      jax.tree_util.tree_leaves_with_path(params),
-      jax.tree.leaves(param_shardings,
-                      is_leaf=lambda x: isinstance(x, NamedSharding))):
+      jax.tree_util.tree_leaves_with_path(params), sharding_leaves):
     by_path[tuple(str(k) for k in path)] = (tuple(leaf.shape), sharding)
   lengths = sorted({len(k) for k in by_path}, reverse=True)
 
@@ -143,6 +173,13 @@ def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
   a TPU pod, each host passing its own part of the batch through
   :func:`host_local_to_global`.
   """
+  _check_step_args(loss_fn, tx, donate)
+  for name, value in (("param_shardings", param_shardings),
+                      ("opt_state_shardings", opt_state_shardings),
+                      ("batch_sharding", batch_sharding)):
+    if value is None:
+      raise ValueError(
+          f"`{name}` must be a sharding or a pytree of shardings, got None")
   rep = None
   return jax.jit(
       _grad_step(loss_fn, tx, None),
