@@ -1,0 +1,439 @@
+"""What the GLUE, SQuAD and ViT scripts share: CLI, configs, training, results.
+
+A run is described by one flat settings dict, merged from (lowest first) the
+script's defaults, the ``--config`` file and the command-line flags. Config
+files are Python files defining ``CONFIG`` (a dict) or JSON files; see
+``experiments/configs/``. Step counts in a config (``steps``,
+``method_args["warmup_steps"]``, ...) are integers (steps) or strings such as
+``"2 epochs"``, converted with the training-set size at run time.
+
+Settings keys common to all scripts:
+
+* ``task``, ``method``, ``sparsity``, ``model``, ``seed``;
+* ``batch_size``, ``epochs`` or ``steps`` (``steps`` wins), ``eval_every``,
+  ``eval_batch_size``, ``ckpt_every``;
+* ``lr``, ``lr_schedule`` (``constant``, ``linear``, ``warmup_linear``),
+  ``lr_warmup`` (steps, epochs string, or a float fraction of the run),
+  ``lr_end_factor``;
+* ``optimizer`` (``{"name": "adamw" | "mtdnn_adamax", ...}``), ``clip_norm``;
+* ``where`` (``bert``, ``vit``, ``bert_kernels``, ``vit_kernels``);
+* ``method_args``: keyword arguments of the method's factory, passed to
+  :func:`experiments.methods.make_tx` as overrides. They apply when
+  ``--method`` is the config's ``method``; for another method only the
+  schedule keys (``warmup_steps``, ``final_steps``, ``delta_t``) carry over.
+
+Parallelism (``--parallel``): ``single`` (one device, default), ``pmap``
+(data parallel over the local devices) or ``sharded`` (``jit`` over a 1-D
+``data`` mesh of all devices, params replicated). With ``--distributed``
+(or ``JAXPRUNE_DISTRIBUTED=1``) :func:`jax.distributed.initialize` runs
+first and every host feeds its own slice of each global batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import re
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+import jaxprune
+from experiments import methods
+from experiments.tasks import optim
+from jaxprune import train
+
+__all__ = ["base_parser", "load_config", "resolve_settings", "to_steps",
+           "resolve_where", "build_tx", "Trainer", "batched_predict",
+           "write_results", "maybe_initialize_distributed"]
+
+#: Defaults shared by every script (scripts add their own on top).
+BASE_DEFAULTS: dict[str, Any] = {
+    "method": "platon", "sparsity": 0.9, "seed": 0, "batch_size": 32,
+    "epochs": 3, "steps": None, "eval_every": 0, "eval_batch_size": 128,
+    "ckpt_every": 0, "lr": 5e-5, "lr_schedule": "linear", "lr_warmup": 0.1,
+    "lr_end_factor": 0.0, "optimizer": {"name": "adamw", "weight_decay": 0.01},
+    "clip_norm": 1.0, "method_args": {}, "max_train_examples": None,
+    "max_eval_examples": None,
+}
+
+#: Factory keywords that every gradual method of this package accepts.
+SCHEDULE_KEYS = ("warmup_steps", "final_steps", "delta_t")
+_METHOD_SCHEDULE_KEYS = {"dense": (), "seven": ("warmup_steps",)}
+
+# CLI flag -> settings key (all default to None = "not given").
+_CLI_KEYS = {"method": "method", "sparsity": "sparsity", "model": "model",
+             "seed": "seed", "batch_size": "batch_size", "epochs": "epochs",
+             "steps": "steps", "lr": "lr", "eval_every": "eval_every",
+             "eval_batch_size": "eval_batch_size",
+             "max_train_examples": "max_train_examples",
+             "max_eval_examples": "max_eval_examples"}
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+  """The flags every experiment script takes."""
+  ap = argparse.ArgumentParser(description=description)
+  ap.add_argument("--config", default=None,
+                  help="Python (defines CONFIG) or JSON config file")
+  ap.add_argument("--method", choices=methods.METHODS, default=None)
+  ap.add_argument("--sparsity", type=float, default=None)
+  ap.add_argument("--model", default=None, help="HF hub name or folder")
+  ap.add_argument("--out", default=None, help="output folder (results.json, "
+                  "log.jsonl, checkpoints); default runs/<script>/<task>_<method>")
+  ap.add_argument("--smoke", action="store_true",
+                  help="offline: tiny generated data and a tiny random model")
+  ap.add_argument("--seed", type=int, default=None)
+  ap.add_argument("--batch-size", type=int, default=None)
+  ap.add_argument("--epochs", type=float, default=None)
+  ap.add_argument("--steps", type=int, default=None,
+                  help="total optimizer updates (overrides --epochs)")
+  ap.add_argument("--lr", type=float, default=None)
+  ap.add_argument("--eval-every", type=int, default=None)
+  ap.add_argument("--eval-batch-size", type=int, default=None)
+  ap.add_argument("--max-train-examples", type=int, default=None)
+  ap.add_argument("--max-eval-examples", type=int, default=None)
+  ap.add_argument("--parallel", choices=("single", "pmap", "sharded"),
+                  default="single")
+  ap.add_argument("--distributed", action="store_true",
+                  help="call jax.distributed.initialize() (multi-host); "
+                  "also on when JAXPRUNE_DISTRIBUTED=1")
+  ap.add_argument("--no-progress", action="store_true")
+  return ap
+
+
+def load_config(path: str | None) -> dict:
+  """Reads ``CONFIG`` from a Python file, or a JSON object."""
+  if path is None:
+    return {}
+  if path.endswith(".json"):
+    with open(path) as f:
+      return json.load(f)
+  spec = importlib.util.spec_from_file_location("_jaxprune_config", path)
+  if spec is None or spec.loader is None:
+    raise ValueError(f"cannot load config {path!r}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not isinstance(getattr(module, "CONFIG", None), dict):
+    raise ValueError(f"config {path!r} defines no CONFIG dict")
+  return dict(module.CONFIG)
+
+
+def resolve_settings(args: argparse.Namespace, defaults: dict) -> dict:
+  """Merges defaults < config file < command-line flags."""
+  cfg = {**BASE_DEFAULTS, **defaults}
+  from_file = load_config(args.config)
+  cfg.update(from_file)
+  cfg["config_method"] = from_file.get("method")
+  for flag, key in _CLI_KEYS.items():
+    value = getattr(args, flag, None)
+    if value is not None:
+      cfg[key] = value
+  if args.steps is not None:
+    cfg["steps"] = args.steps
+  elif args.epochs is not None:
+    cfg["steps"] = None
+  cfg["config_file"] = args.config
+  cfg["smoke"] = bool(args.smoke)
+  cfg["parallel"] = args.parallel
+  cfg["no_progress"] = bool(args.no_progress)
+  if args.smoke:
+    _smoke_steps(cfg)
+  return cfg
+
+
+def _smoke_steps(cfg: dict) -> None:
+  """Smoke runs last a few steps: a config's step counts would not fit."""
+  args = dict(cfg.get("method_args") or {})
+  dropped = [k for k in ("warmup_steps", "final_steps", "pruning_steps")
+             if k in args]
+  for k in dropped:
+    del args[k]
+  cfg["method_args"] = args
+  if not isinstance(cfg["lr_warmup"], float):
+    cfg["lr_warmup"] = 0.1
+  cfg["smoke_dropped"] = dropped
+
+
+_EPOCHS_RE = re.compile(r"^\s*([0-9.]+)\s*(epochs?|steps?)\s*$")
+
+
+def to_steps(value: Any, steps_per_epoch: int, total_steps: int) -> int:
+  """``7`` -> 7, ``"2 epochs"`` -> 2 * steps_per_epoch, ``0.1`` -> 10% of T."""
+  if isinstance(value, bool):
+    raise ValueError(f"not a step count: {value!r}")
+  if isinstance(value, int):
+    return value
+  if isinstance(value, float):
+    if not 0 <= value < 1:
+      raise ValueError(f"a float step count is a fraction in [0, 1), got {value}")
+    return int(round(value * total_steps))
+  if isinstance(value, str):
+    m = _EPOCHS_RE.match(value)
+    if m:
+      n = float(m.group(1))
+      return int(round(n * steps_per_epoch)) if m.group(2).startswith(
+          "epoch") else int(n)
+  raise ValueError(f"not a step count: {value!r} (int, 'N epochs' or a "
+                   f"fraction)")
+
+
+def _kernels_only(preset: Callable) -> Callable:
+  def where(path, leaf):
+    return preset(path, leaf) and jaxprune.where.path_str(path).endswith(
+        "kernel")
+  return where
+
+
+def resolve_where(name: str) -> Any:
+  """``bert``/``vit`` presets, or ``*_kernels`` (weights only, as MGPP)."""
+  if name in jaxprune.where.PRESETS:
+    return name
+  if name.endswith("_kernels") and name[:-8] in jaxprune.where.PRESETS:
+    return _kernels_only(jaxprune.where.PRESETS[name[:-8]])
+  raise ValueError(f"`where` must be bert, vit, bert_kernels or vit_kernels, "
+                   f"got {name!r}")
+
+
+def method_overrides(cfg: dict, steps_per_epoch: int,
+                     total_steps: int) -> dict:
+  """The ``method_args`` that apply to ``cfg["method"]``, in steps."""
+  args = dict(cfg.get("method_args") or {})
+  method = cfg["method"]
+  if cfg.get("config_method") not in (None, method):
+    keep = _METHOD_SCHEDULE_KEYS.get(method, SCHEDULE_KEYS)
+    dropped = sorted(set(args) - set(keep))
+    args = {k: v for k, v in args.items() if k in keep}
+    if dropped:
+      print(f"note: config is for {cfg['config_method']!r}; not passing "
+            f"{dropped} to {method!r}")
+  if method == "dense":
+    return {}
+  for key in ("warmup_steps", "final_steps", "pruning_steps"):
+    if key in args and args[key] is not None:
+      args[key] = to_steps(args[key], steps_per_epoch, total_steps)
+  return args
+
+
+def build_tx(cfg: dict, *, total_steps: int, steps_per_epoch: int,
+             num_examples: int, where: Any):
+  """The run's optax transformation, through :func:`methods.make_tx`."""
+  warmup = min(to_steps(cfg["lr_warmup"], steps_per_epoch, total_steps),
+               total_steps - 1)
+  lr = optim.lr_schedule(cfg["lr_schedule"], cfg["lr"], total_steps, warmup,
+                         cfg["lr_end_factor"])
+  inner = optim.make_optimizer(cfg["optimizer"], lr)
+  overrides = method_overrides(cfg, steps_per_epoch, total_steps)
+  return methods.make_tx(cfg["method"], learning_rate=lr,
+                         sparsity=cfg["sparsity"], total_steps=total_steps,
+                         where=where, num_examples=num_examples,
+                         clip_norm=cfg["clip_norm"], optimizer=inner,
+                         **overrides), overrides
+
+
+def maybe_initialize_distributed(args: argparse.Namespace) -> None:
+  """``jax.distributed.initialize()`` when asked (flag or environment)."""
+  if args.distributed or os.environ.get("JAXPRUNE_DISTRIBUTED") == "1":
+    jax.distributed.initialize()
+
+
+def steps_for(cfg: dict, train_size: int) -> tuple[int, int]:
+  """``(total_steps, steps_per_epoch)`` from ``steps`` or ``epochs``."""
+  per_epoch = max(1, math.ceil(train_size / cfg["batch_size"]))
+  total = cfg["steps"] if cfg.get("steps") else int(
+      math.ceil(cfg["epochs"] * per_epoch))
+  return int(total), per_epoch
+
+
+def batched_predict(fn: Callable, params: Any, n: int,
+                    make_batch: Callable[[np.ndarray], dict],
+                    batch_size: int) -> Any:
+  """Runs ``fn(params, batch)`` over examples ``0..n-1`` in fixed-size batches.
+
+  The last batch is padded by repeating its last index (one compiled shape),
+  and the padding rows are cut from the outputs, which are numpy arrays (or
+  a tuple/dict of them) with ``n`` rows.
+  """
+  outs = []
+  for start in range(0, n, batch_size):
+    idx = np.arange(start, min(start + batch_size, n))
+    real = len(idx)
+    if real < batch_size:
+      idx = np.concatenate([idx, np.full(batch_size - real, idx[-1])])
+    out = fn(params, make_batch(idx))
+    outs.append(jax.tree.map(lambda x, r=real: np.asarray(x)[:r], out))
+  return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+
+
+class Trainer:
+  """Wires a loss, a data source and an optax transformation to ``fit``.
+
+  Args:
+    cfg: run settings (see the module docstring).
+    loss_fn: ``(params, batch, rng) -> (loss, aux)``.
+    params: initial params (host arrays).
+    train_size: number of training examples.
+    make_batch: ``(indices, step, global_indices) -> batch`` of numpy
+      arrays for this host's ``indices``; ``step`` seeds any random
+      augmentation; ``global_indices`` (the whole batch over all hosts) lets
+      every host pick the same padded length.
+    where: prunable leaves.
+  """
+
+  def __init__(self, cfg: dict, loss_fn: Callable, params: Any,
+               train_size: int,
+               make_batch: Callable[[np.ndarray, int, np.ndarray], dict],
+               where: Any):
+    self.cfg = cfg
+    self.where = where
+    self.train_size = train_size
+    self.make_batch = make_batch
+    self.total_steps, self.steps_per_epoch = steps_for(cfg, train_size)
+    self.tx, self.overrides = build_tx(
+        cfg, total_steps=self.total_steps,
+        steps_per_epoch=self.steps_per_epoch, num_examples=train_size,
+        where=where)
+    self.parallel = cfg["parallel"]
+    batch = cfg["batch_size"]
+    nproc = jax.process_count()
+    if batch % nproc:
+      raise ValueError(f"batch size {batch} is not divisible by the "
+                       f"{nproc} hosts")
+    self.local_batch = batch // nproc
+    rng = np.random.default_rng(cfg["seed"])
+    epochs = self.total_steps * batch // train_size + 1
+    self.order = np.concatenate([rng.permutation(train_size)
+                                 for _ in range(epochs)])
+    self._setup(loss_fn, params)
+
+  def _setup(self, loss_fn: Callable, params: Any) -> None:
+    tx = self.tx
+    if self.parallel == "single":
+      self.params = jax.tree.map(jnp.asarray, params)
+      self.opt_state = tx.init(self.params)
+      self.step_fn = train.make_train_step(loss_fn, tx)
+      self._put = lambda b: b
+      self.eval_params = lambda p: p
+      return
+    if self.parallel == "pmap":
+      devices = jax.local_devices()
+      n = len(devices)
+      if self.local_batch % n:
+        raise ValueError(f"per-host batch {self.local_batch} is not divisible "
+                         f"by the {n} local devices")
+      self.params = jax.device_put_replicated(params, devices)
+      self.opt_state = jax.pmap(tx.init, devices=devices)(self.params)
+      self.step_fn = train.make_pmap_train_step(loss_fn, tx, devices=devices)
+      self._put = lambda b: jax.tree.map(
+          lambda x: x.reshape((n, -1) + x.shape[1:]), b)
+      self.eval_params = lambda p: jax.tree.map(lambda x: x[0], p)
+      return
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    if self.cfg["batch_size"] % mesh.size:
+      raise ValueError(f"batch size {self.cfg['batch_size']} is not divisible "
+                       f"by the {mesh.size} devices")
+    rep = NamedSharding(mesh, P())
+    param_sh = jax.tree.map(lambda _: rep, params)
+    opt_sh = train.opt_state_shardings(tx, params, param_sh, mesh)
+    batch_sh = NamedSharding(mesh, P("data"))
+    self.params = jax.device_put(params, param_sh)
+    self.opt_state = jax.jit(tx.init, out_shardings=opt_sh)(self.params)
+    self.step_fn = train.make_sharded_train_step(
+        loss_fn, tx, param_shardings=param_sh, opt_state_shardings=opt_sh,
+        batch_sharding=batch_sh)
+    self._put = lambda b: train.host_local_to_global(b, batch_sh)
+    self.eval_params = lambda p: p
+
+  def batch(self, step: int) -> dict:
+    """This host's part of the global batch of ``step`` (deterministic)."""
+    b = self.cfg["batch_size"]
+    idx = self.order[step * b:(step + 1) * b]
+    lo = jax.process_index() * self.local_batch
+    return self.make_batch(idx[lo:lo + self.local_batch], step, idx)
+
+  def fit(self, out: str, evaluate: Callable[[Any], dict]
+          ) -> tuple[Any, list[dict], float]:
+    """Trains; returns ``(eval params, records, seconds)``."""
+    step_fn = self.step_fn
+    put = self._put
+
+    def step(p, o, batch, rng, s):
+      return step_fn(p, o, put(batch), rng, s)
+
+    t0 = time.time()
+    params, opt_state, records = train.fit(
+        step, self.params, self.opt_state, self.batch, self.total_steps,
+        rng=jax.random.PRNGKey(self.cfg["seed"]),
+        eval_fn=lambda p: evaluate(self.eval_params(p)),
+        eval_every=self.cfg["eval_every"] or 0,
+        log_path=os.path.join(out, "log.jsonl"), log_every=10,
+        ckpt_dir=os.path.join(out, "ckpt"),
+        ckpt_every=self.cfg["ckpt_every"] or 0,
+        progress=not self.cfg.get("no_progress"),
+        desc=f"{self.cfg['task']}/{self.cfg['method']}")
+    self.opt_state = opt_state
+    return self.eval_params(params), records, time.time() - t0
+
+
+def _jsonable(x: Any) -> Any:
+  if isinstance(x, dict):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, (np.floating, np.integer)):
+    x = x.item()
+  if isinstance(x, float) and not math.isfinite(x):
+    return None  # strict JSON has no NaN (e.g. a correlation of constants)
+  if isinstance(x, (str, int, float, bool)) or x is None:
+    return x
+  return repr(x)
+
+
+def write_results(out: str, trainer: Trainer, params: Any, records: list[dict],
+                  *, primary: str, seconds: float, train_seconds: float,
+                  info: dict) -> dict:
+  """Writes ``out/results.json`` (rank 0 only) and returns the record.
+
+  ``metrics`` are those of the final model (what MGPP reports; PLATON's
+  MT-DNN scripts report the best dev epoch, so ``best`` holds the eval with
+  the highest ``primary`` metric too). Metric values are percentages.
+  """
+  cfg = trainer.cfg
+  evals = [{"step": r["step"], **r["eval"]} for r in records if "eval" in r]
+  final = dict(evals[-1]) if evals else {}
+  final.pop("step", None)
+  best = max(evals, key=lambda e: e.get(primary, -math.inf)) if evals else {}
+  result = {
+      "task": cfg["task"], "method": cfg["method"], "model": cfg["model"],
+      "target_sparsity": cfg["sparsity"] if cfg["method"] != "dense" else 0.0,
+      "actual_sparsity": float(jaxprune.actual_sparsity(params, trainer.where)),
+      "primary_metric": primary, "metrics": final, "best": best,
+      "total_steps": trainer.total_steps,
+      "steps_per_epoch": trainer.steps_per_epoch,
+      "train_examples": trainer.train_size, "method_args": trainer.overrides,
+      "seconds": seconds, "train_seconds": train_seconds,
+      "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+      "processes": jax.process_count(), "smoke": cfg["smoke"],
+      "config": cfg, **info,
+  }
+  result = _jsonable(result)
+  if jax.process_index() == 0:
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, "results.json.tmp")
+    with open(tmp, "w") as f:
+      json.dump(result, f, indent=2)
+    os.replace(tmp, os.path.join(out, "results.json"))
+  return result
+
+
+def default_out(script: str, cfg: dict) -> str:
+  """``runs/<script>/<task>_<method>_<sparsity>``."""
+  tag = "dense" if cfg["method"] == "dense" else (
+      f"{cfg['method']}_{round(100 * cfg['sparsity'])}")
+  return os.path.join("runs", script, f"{cfg['task']}_{tag}")

@@ -1,0 +1,1 @@
+"""Shared pieces of the paper experiment scripts (optimizers, text helpers)."""
