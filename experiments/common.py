@@ -16,7 +16,8 @@ Settings keys common to all scripts:
   ``lr_warmup`` (steps, epochs string, or a float fraction of the run),
   ``lr_end_factor``;
 * ``optimizer`` (``{"name": "adamw" | "mtdnn_adamax", ...}``), ``clip_norm``;
-* ``where`` (``bert``, ``vit``, ``bert_kernels``, ``vit_kernels``);
+* ``where`` (``bert``, ``vit``, ``bert_kernels``, ``vit_kernels``,
+  ``bert_kernels_pooler``);
 * ``method_args``: keyword arguments of the method's factory, passed to
   :func:`experiments.methods.make_tx` as overrides. They apply when
   ``--method`` is the config's ``method``; for another method only the
@@ -158,6 +159,9 @@ def _smoke_steps(cfg: dict) -> None:
   cfg["method_args"] = args
   if not isinstance(cfg["lr_warmup"], float):
     cfg["lr_warmup"] = 0.1
+  for key in ("eval_every", "ckpt_every"):
+    if isinstance(cfg.get(key), str):
+      cfg[key] = 0
   cfg["smoke_dropped"] = dropped
 
 
@@ -191,14 +195,23 @@ def _kernels_only(preset: Callable) -> Callable:
   return where
 
 
+def _bert_kernels_and_pooler(path, leaf) -> bool:
+  name = jaxprune.where.path_str(path)
+  return (name.endswith("pooler/dense/kernel")
+          or _kernels_only(jaxprune.where.bert)(path, leaf))
+
+
 def resolve_where(name: str) -> Any:
-  """``bert``/``vit`` presets, or ``*_kernels`` (weights only, as MGPP)."""
+  """``bert``/``vit`` presets, ``*_kernels`` (weights only, as MGPP), or
+  ``bert_kernels_pooler`` (weights only plus the pooler's, as SEVEN)."""
   if name in jaxprune.where.PRESETS:
     return name
+  if name == "bert_kernels_pooler":
+    return _bert_kernels_and_pooler
   if name.endswith("_kernels") and name[:-8] in jaxprune.where.PRESETS:
     return _kernels_only(jaxprune.where.PRESETS[name[:-8]])
-  raise ValueError(f"`where` must be bert, vit, bert_kernels or vit_kernels, "
-                   f"got {name!r}")
+  raise ValueError(f"`where` must be bert, vit, bert_kernels, vit_kernels or "
+                   f"bert_kernels_pooler, got {name!r}")
 
 
 def method_overrides(cfg: dict, steps_per_epoch: int,
@@ -357,6 +370,11 @@ class Trainer:
     lo = jax.process_index() * self.local_batch
     return self.make_batch(idx[lo:lo + self.local_batch], step, idx)
 
+  def _every(self, key: str) -> int:
+    value = self.cfg.get(key) or 0
+    return to_steps(value, self.steps_per_epoch, self.total_steps) if value \
+        else 0
+
   def fit(self, out: str, evaluate: Callable[[Any], dict]
           ) -> tuple[Any, list[dict], float]:
     """Trains; returns ``(eval params, records, seconds)``."""
@@ -371,10 +389,10 @@ class Trainer:
         step, self.params, self.opt_state, self.batch, self.total_steps,
         rng=jax.random.PRNGKey(self.cfg["seed"]),
         eval_fn=lambda p: evaluate(self.eval_params(p)),
-        eval_every=self.cfg["eval_every"] or 0,
+        eval_every=self._every("eval_every"),
         log_path=os.path.join(out, "log.jsonl"), log_every=10,
         ckpt_dir=os.path.join(out, "ckpt"),
-        ckpt_every=self.cfg["ckpt_every"] or 0,
+        ckpt_every=self._every("ckpt_every"),
         progress=not self.cfg.get("no_progress"),
         desc=f"{self.cfg['task']}/{self.cfg['method']}")
     self.opt_state = opt_state
