@@ -9,7 +9,11 @@ from jaxprune import schedules
 from jaxprune import selection
 from jaxprune import where
 from jaxprune.methods.magnitude import magnitude, magnitude_scorer
+from jaxprune.methods.mgpp import MgppPriorState, mgpp, mgpp_prior
+from jaxprune.methods.movement import movement, movement_scorer
+from jaxprune.methods.pins import pins, pins_scorer
 from jaxprune.methods.platon import PlatonScoreState, platon, platon_scorer
+from jaxprune.methods.seven import SevenScoreState, seven, seven_scorer
 from jaxprune.methods.taylor import taylor, taylor_scorer
 from jaxprune.report import sparsity_report, actual_sparsity
 from jaxprune.transform import PruneState, Scorer, prune
@@ -17,8 +21,10 @@ from jaxprune.transform import PruneState, Scorer, prune
 __version__ = "0.1.0"
 
 __all__ = [
-    "PlatonScoreState", "PruneState", "Scorer", "actual_sparsity",
-    "magnitude", "magnitude_scorer", "platon", "platon_scorer", "prune",
-    "schedules", "selection", "sparsity_report", "taylor", "taylor_scorer",
-    "where",
+    "MgppPriorState", "PlatonScoreState", "PruneState", "Scorer",
+    "SevenScoreState", "actual_sparsity", "magnitude", "magnitude_scorer",
+    "mgpp", "mgpp_prior", "movement", "movement_scorer", "pins",
+    "pins_scorer", "platon", "platon_scorer", "prune", "schedules",
+    "selection", "seven", "seven_scorer", "sparsity_report", "taylor",
+    "taylor_scorer", "where",
 ]

@@ -8,14 +8,14 @@ selected again from the scores).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
 from jaxprune import _checks
 
-__all__ = ["Schedule", "cubic", "constant"]
+__all__ = ["Schedule", "cubic", "cubic_window", "constant"]
 
 
 class Schedule(NamedTuple):
@@ -28,10 +28,14 @@ class Schedule(NamedTuple):
       equals ``float32(target)`` the number of pruned weights is computed in
       float64 as ``int(N * target)``, as the reference code does, so that 90%
       of 1000 weights is 900 and not 899.
+    frozen: optional ``step -> bool``: where it holds, the last selected mask
+      is kept (no selection) and applied at every step, e.g. after the last
+      mask event of MGPP and SEVEN. ``None``: never.
   """
   sparsity: Callable[[jax.Array], jax.Array]
   is_event: Callable[[jax.Array], jax.Array]
   target: float
+  frozen: Optional[Callable[[jax.Array], jax.Array]] = None
 
 
 def cubic(sparsity: float, total_steps: int, warmup_steps: int,
@@ -88,6 +92,69 @@ def cubic(sparsity: float, total_steps: int, warmup_steps: int,
     return (step > t_i) & ((step > end) | (step % delta_t == 0))
 
   return Schedule(sparsity_fn, is_event, sparsity)
+
+
+def cubic_window(sparsity: float, start: int, end: int, *,
+                 initial_sparsity: float = 0.0, delta_t: int = 1) -> Schedule:
+  """A cubic ramp over ``[start, end]`` with the mask frozen afterwards.
+
+  With ``p0 = initial_sparsity`` and ``p = sparsity``:
+
+  * ``s < start``: sparsity 0, no mask events (dense);
+  * ``start <= s <= end``: ``p + (p0 - p) * (1 - (s - start) / (end - start))**3``,
+    mask events at ``s == start`` (a one-shot prune to ``p0``), where
+    ``s % delta_t == 0`` and at ``s == end`` (exactly ``p``);
+  * ``s > end``: sparsity ``p``, the mask selected at ``end`` frozen and
+    applied every step.
+
+  MGPP is ``cubic_window(p, t_i, t_f, initial_sparsity=0.3, delta_t=100)``;
+  SEVEN is ``cubic_window(p, t_i - 1, t_i + iter_num - 1)`` (a mask every
+  step, sparsity ``p * (1 - (1 - (k + 1) / iter_num)**3)`` at iteration
+  ``k = s - t_i``).
+
+  Args:
+    sparsity: final pruned fraction in ``[0, 1)``.
+    start: first step of the ramp (may be -1: the ramp starts before step 0).
+    end: last mask event, ``> start``.
+    initial_sparsity: ``p0`` in ``[0, 1)``, reached by a one-shot prune at
+      ``start``.
+    delta_t: spacing of mask events inside the ramp.
+
+  Returns:
+    A :class:`Schedule` with ``frozen`` set for ``s > end``.
+
+  Example:
+    >>> import jaxprune, jax.numpy as jnp
+    >>> sched = jaxprune.schedules.cubic_window(0.9, 10, 20, initial_sparsity=0.3)
+    >>> [round(float(sched.sparsity(jnp.int32(s))), 3) for s in (9, 10, 15, 20, 99)]
+    [0.0, 0.3, 0.825, 0.9, 0.9]
+    >>> [bool(sched.frozen(jnp.int32(s))) for s in (20, 21)]
+    [False, True]
+  """
+  sparsity = _checks.check_fraction("sparsity", sparsity)
+  initial_sparsity = _checks.check_fraction("initial_sparsity",
+                                            initial_sparsity)
+  start = _checks.check_int("start", start, minimum=-1)
+  end = _checks.check_int("end", end, minimum=start + 1)
+  delta_t = _checks.check_int("delta_t", delta_t, minimum=1)
+  length = end - start
+
+  def sparsity_fn(step):
+    step = jnp.asarray(step, jnp.int32)
+    frac = jnp.clip((step - start).astype(jnp.float32) / length, 0.0, 1.0)
+    mid = sparsity + (initial_sparsity - sparsity) * (1.0 - frac) ** 3
+    out = jnp.where(step < start, 0.0, jnp.where(step >= end, sparsity, mid))
+    return out.astype(jnp.float32)
+
+  def is_event(step):
+    step = jnp.asarray(step, jnp.int32)
+    return (step >= start) & (step <= end) & (
+        (step == start) | (step == end) | (step % delta_t == 0))
+
+  def frozen(step):
+    return jnp.asarray(step, jnp.int32) > end
+
+  return Schedule(sparsity_fn, is_event, sparsity, frozen)
 
 
 def constant(sparsity: float, start_step: int = 0, every: int = 1) -> Schedule:

@@ -50,12 +50,16 @@ class Scorer(NamedTuple):
       (the mask would be identical). Return ``True`` when unsure.
     uses_params: whether ``scores`` depends on ``new_params`` directly (then
       every mask event selects again).
+    needs_inner_state: whether ``update`` takes the keyword argument
+      ``inner_state`` (the inner optimizer's state after this step's update,
+      e.g. to read an ``inject_hyperparams`` learning rate).
   """
   init: Callable[[Tree], Any]
-  update: Callable[[Any, Tree, Tree, Tree, jax.Array], Any]
+  update: Callable[..., Any]
   scores: Callable[[Any, Tree], Tree]
   changes_at: Callable[[jax.Array], jax.Array]
   uses_params: bool = False
+  needs_inner_state: bool = False
 
 
 class PruneState(NamedTuple):
@@ -71,6 +75,10 @@ class PruneState(NamedTuple):
       per group (``G = 1`` for global selection, one per leaf otherwise).
     num_pruned: int32 ``(G,)``, the ``k`` of the last selection per group.
     stale: bool, whether the scores changed since the last selection.
+    nonfinite_steps: int32, number of updates whose gradients or ``theta'``
+      had a NaN or inf on a prunable leaf. At such a step the scorer state,
+      masks and threshold are left unchanged (no score update, no
+      selection); masks already selected are still applied.
   """
   count: jax.Array
   inner_state: optax.OptState
@@ -79,6 +87,7 @@ class PruneState(NamedTuple):
   threshold: jax.Array
   num_pruned: jax.Array
   stale: jax.Array
+  nonfinite_steps: jax.Array
 
 
 def _masked_tree(params: Tree, flags: list[bool], fn: Callable) -> Tree:
@@ -114,6 +123,7 @@ def prune(optimizer: optax.GradientTransformation,
           where: Any = None,
           granularity: str = "global",
           persistent_mask: bool = False,
+          monotone: bool = False,
           ) -> optax.GradientTransformationExtraArgs:
   """Wraps ``optimizer`` so that its updates prune the lowest-scoring weights.
 
@@ -133,6 +143,18 @@ def prune(optimizer: optax.GradientTransformation,
   * ``persistent_mask=True``: pruned weights stay 0 at every step and their
     gradients are zeroed before the inner optimizer.
 
+  Where ``schedule.frozen(step)`` holds, the last mask is applied at every
+  step without selecting again. ``monotone=True`` (SEVEN) makes pruning
+  irreversible: at each selection the weights pruned so far rank below every
+  other weight, so they stay pruned; it implies ``persistent_mask``.
+
+  Non-finite gradients: a step whose gradient or ``theta'`` has a NaN or inf
+  on a prunable leaf leaves the scorer state, masks and threshold unchanged
+  and is counted in ``PruneState.nonfinite_steps``; the step counter still
+  advances. The inner optimizer sees the gradients as they are: wrap it (or
+  the whole transformation) in ``optax.apply_if_finite`` to skip its update
+  too.
+
   Args:
     optimizer: any optax transformation (chains, ``inject_hyperparams``,
       ``MultiSteps``...). Its extra arguments are passed through.
@@ -141,6 +163,8 @@ def prune(optimizer: optax.GradientTransformation,
     where: which leaves are prunable (see :mod:`jaxprune.where`).
     granularity: ``"global"`` or ``"layer"`` (per leaf).
     persistent_mask: keep pruned weights at 0 between mask events.
+    monotone: pruned weights are never selected again (implies
+      ``persistent_mask``).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose state is a
@@ -165,6 +189,8 @@ def prune(optimizer: optax.GradientTransformation,
     raise ValueError(f"`schedule` must be a jaxprune Schedule, got {schedule!r}")
   inner = optax.with_extra_args_support(optimizer)
   target = float(schedule.target)
+  persistent_mask = bool(persistent_mask or monotone)
+  frozen_fn = schedule.frozen or (lambda step: jnp.asarray(False))
 
   def groups_for(sizes: list[int]) -> tuple[list[int], int, list[int]]:
     if granularity == "global":
@@ -195,6 +221,7 @@ def prune(optimizer: optax.GradientTransformation,
         threshold=jnp.full((num_groups,), -jnp.inf, jnp.float32),
         num_pruned=jnp.zeros((num_groups,), jnp.int32),
         stale=jnp.ones([], jnp.bool_),
+        nonfinite_steps=jnp.zeros([], jnp.int32),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -240,8 +267,19 @@ def prune(optimizer: optax.GradientTransformation,
       return treedef.unflatten([next(it) if f else optax.MaskedNode()
                                 for f in flags])
 
-    scorer_state = scorer.update(state.scorer_state, as_tree(sel_g),
-                                 as_tree(new_p), as_tree(sel_p), step)
+    # A NaN/inf in g or theta' on a prunable leaf would poison the scores:
+    # such a step keeps the scorer state (and below, the masks). g * theta'
+    # is non-finite iff either factor is (inf * 0 = nan), so one fused pass.
+    finite = jnp.asarray(True)
+    for g, p in zip(sel_g, new_p):
+      finite &= jnp.all(jnp.isfinite(g.astype(jnp.float32)
+                                     * p.astype(jnp.float32)))
+    extra = ({"inner_state": inner_state} if scorer.needs_inner_state
+             else {})
+    updated = scorer.update(state.scorer_state, as_tree(sel_g),
+                            as_tree(new_p), as_tree(sel_p), step, **extra)
+    scorer_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b),
+                                updated, state.scorer_state)
 
     # 3. Schedule: k per group; select only if scores or k changed.
     sizes = [int(np.prod(x.shape)) for x in sel_p]
@@ -252,12 +290,15 @@ def prune(optimizer: optax.GradientTransformation,
         jnp.where(at_target, jnp.int32(int(n * target)),
                   selection.floor_mul(n, frac)) for n in group_sizes])
     event = schedule.is_event(step)
-    stale = state.stale | scorer.changes_at(step) | scorer.uses_params
-    reselect = event & (stale | jnp.any(k != state.num_pruned))
+    stale = state.stale | ((scorer.changes_at(step) | scorer.uses_params)
+                           & finite)
+    reselect = event & finite & (stale | jnp.any(k != state.num_pruned))
 
     def select(_):
       scores = jax.tree_util.tree_leaves(scorer.scores(scorer_state,
                                                        as_tree(new_p)))
+      if monotone:  # pruned so far: below every score, so pruned again
+        scores = [jnp.where(m, s, -jnp.inf) for s, m in zip(scores, m_sel)]
       masks, tau = selection.prune_masks(scores, k, groups, num_groups)
       return masks, tau
 
@@ -269,7 +310,8 @@ def prune(optimizer: optax.GradientTransformation,
     stale = stale & ~reselect
 
     # 4. Zero pruned weights through the updates: p + (-p) == 0 exactly.
-    apply = jnp.asarray(True) if persistent_mask else event
+    apply = (jnp.asarray(True) if persistent_mask
+             else event | frozen_fn(step))
     out, it_m, it_u = [], iter(masks), iter(sel_u)
     for p, u, f in zip(p_leaves, u_leaves, flags):
       if f:
@@ -284,6 +326,7 @@ def prune(optimizer: optax.GradientTransformation,
         threshold=threshold,
         num_pruned=num_pruned,
         stale=stale,
+        nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32),
     )
     return treedef.unflatten(out), new_state
 

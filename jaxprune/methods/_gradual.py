@@ -20,12 +20,17 @@ def cubic_prune(optimizer: optax.GradientTransformation,
                 scorer: transform.Scorer, *, sparsity: float,
                 total_steps: int, warmup_steps: int | None,
                 final_steps: int | None, delta_t: int, where: Any,
-                granularity: str, persistent_mask: bool
+                granularity: str, persistent_mask: bool,
+                default_warmup: float = DEFAULT_WARMUP_FRACTION,
+                default_final: float = DEFAULT_FINAL_FRACTION,
                 ) -> optax.GradientTransformationExtraArgs:
-  """``prune(optimizer, scorer, cubic(...))`` with validated, defaulted steps."""
+  """``prune(optimizer, scorer, cubic(...))`` with validated, defaulted steps.
+
+  ``None`` step counts default to ``default_warmup`` and ``default_final``
+  fractions of ``total_steps``.
+  """
   total, t_i, t_f = _checks.check_step_counts(
-      total_steps, warmup_steps, final_steps, DEFAULT_WARMUP_FRACTION,
-      DEFAULT_FINAL_FRACTION)
+      total_steps, warmup_steps, final_steps, default_warmup, default_final)
   schedule = schedules.cubic(sparsity, total, t_i, t_f, delta_t)
   return transform.prune(optimizer, scorer, schedule, where=where,
                          granularity=granularity,
