@@ -284,6 +284,15 @@ def batched_predict(fn: Callable, params: Any, n: int,
   return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
 
 
+def _replicate(x: Any, devices: list) -> jax.Array:
+  """One copy of ``x`` per device along a new leading axis (for ``pmap``)."""
+  x = np.asarray(x)
+  shape = (len(devices),) + x.shape
+  sharding = NamedSharding(Mesh(np.array(devices), ("devices",)),
+                           P("devices"))
+  return jax.device_put(np.broadcast_to(x[None], shape), sharding)
+
+
 class Trainer:
   """Wires a loss, a data source and an optax transformation to ``fit``.
 
@@ -340,7 +349,7 @@ class Trainer:
       if self.local_batch % n:
         raise ValueError(f"per-host batch {self.local_batch} is not divisible "
                          f"by the {n} local devices")
-      self.params = jax.device_put_replicated(params, devices)
+      self.params = jax.tree.map(lambda x: _replicate(x, devices), params)
       self.opt_state = jax.pmap(tx.init, devices=devices)(self.params)
       self.step_fn = train.make_pmap_train_step(loss_fn, tx, devices=devices)
       self._put = lambda b: jax.tree.map(
