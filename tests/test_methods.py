@@ -16,7 +16,19 @@ METHODS = {
     "magnitude": lambda opt, **kw: jaxprune.magnitude(opt, delta_t=5, **kw),
     "taylor": lambda opt, **kw: jaxprune.taylor(opt, delta_t=5, **kw),
     "taylor_ema": lambda opt, **kw: jaxprune.taylor(opt, beta=0.8, **kw),
+    "movement": lambda opt, **kw: jaxprune.movement(opt, **kw),
+    "movement_global": lambda opt, **kw: jaxprune.movement(
+        opt, granularity="global", delta_t=3, **kw),
+    "pins": lambda opt, **kw: jaxprune.pins(opt, learning_rate=1e-2,
+                                            delta_t=5, **kw),
+    "pins_inject": lambda opt, **kw: jaxprune.pins(
+        optax.inject_hyperparams(optax.sgd)(learning_rate=1e-2), **kw),
+    # Always persistent (SEVEN) / frozen after t_f (MGPP): no such argument.
+    "seven": lambda opt, persistent_mask=True, **kw: jaxprune.seven(opt, **kw),
+    "mgpp": lambda opt, persistent_mask=False, **kw: jaxprune.mgpp(
+        opt, num_examples=256, delta_t=4, **kw),
 }
+LAYER_WISE = {"platon_layer", "movement"}
 
 
 def spec(tree):
@@ -41,7 +53,7 @@ def test_method_reaches_exact_sparsity(name, persistent):
   leaves = helpers.prunable(params)
   n = sum(x.size for x in leaves)
   zeros = sum(int((x == 0).sum()) for x in leaves)
-  if name == "platon_layer":
+  if name in LAYER_WISE:
     assert zeros == sum(int(x.size * 0.8) for x in leaves)
   else:
     assert zeros == int(n * 0.8)
@@ -66,7 +78,8 @@ def test_state_structure_stable_eager_and_jit(name):
   assert isinstance(s0, jaxprune.PruneState)
 
 
-@pytest.mark.parametrize("name", ["platon", "taylor_ema"])
+@pytest.mark.parametrize("name", ["platon", "taylor_ema", "seven", "mgpp",
+                                  "pins", "movement"])
 def test_bf16_params_keep_float32_scores(name):
   params = helpers.mlp_params(dtype=jnp.bfloat16)
   tx = METHODS[name](optax.sgd(0.1), sparsity=0.5, total_steps=T)
