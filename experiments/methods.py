@@ -22,14 +22,14 @@ import optax
 import jaxprune
 
 #: Every value ``--method`` accepts; "dense" trains without pruning.
-METHODS = ("dense", "platon", "magnitude", "taylor")
+METHODS = ("dense", "platon", "magnitude", "taylor", "movement", "seven",
+           "mgpp", "pins")
 
 
 def _pruner(method: str, inner: optax.GradientTransformation, *,
             learning_rate: Callable, sparsity: float, total_steps: int,
             where: Any, num_examples: int | None,
             overrides: dict[str, Any]) -> optax.GradientTransformation:
-  del learning_rate, num_examples  # used by methods added later
   common = dict(sparsity=sparsity, total_steps=total_steps, where=where,
                 **overrides)
   if method == "platon":
@@ -38,6 +38,17 @@ def _pruner(method: str, inner: optax.GradientTransformation, *,
     return jaxprune.magnitude(inner, **common)
   if method == "taylor":
     return jaxprune.taylor(inner, **{"beta": 0.85, **common})
+  if method == "movement":
+    return jaxprune.movement(inner, **common)
+  if method == "seven":
+    return jaxprune.seven(inner, **common)
+  if method == "pins":   # eta = the inner optimizer's own schedule
+    return jaxprune.pins(inner, **{"learning_rate": learning_rate, **common})
+  if method == "mgpp":
+    if num_examples is None:
+      raise ValueError("method 'mgpp' needs `num_examples` (the training-set "
+                       "size; its prior is divided by it)")
+    return jaxprune.mgpp(inner, num_examples=num_examples, **common)
   raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
 
 
