@@ -72,13 +72,11 @@ class PruneState(NamedTuple):
     masks: bool tree, ``True`` = kept, on the prunable leaves
       (``optax.MaskedNode()`` elsewhere). The last selected masks.
     threshold: float32 ``(G,)``, the score threshold of the last selection
-      per group (``G = 1`` for global selection, one per leaf otherwise).
+      per group (``G = 1`` for global selection, one per leaf otherwise);
+      ``-inf`` with ``monotone=True`` when only weights pruned earlier (which
+      rank at ``-inf``) were pruned.
     num_pruned: int32 ``(G,)``, the ``k`` of the last selection per group.
     stale: bool, whether the scores changed since the last selection.
-    nonfinite_steps: int32, number of updates whose gradients or ``theta'``
-      had a NaN or inf on a prunable leaf. At such a step the scorer state,
-      masks and threshold are left unchanged (no score update, no
-      selection); masks already selected are still applied.
   """
   count: jax.Array
   inner_state: optax.OptState
@@ -87,7 +85,6 @@ class PruneState(NamedTuple):
   threshold: jax.Array
   num_pruned: jax.Array
   stale: jax.Array
-  nonfinite_steps: jax.Array
 
 
 def _masked_tree(params: Tree, flags: list[bool], fn: Callable) -> Tree:
@@ -114,6 +111,27 @@ def _check_trees(name: str, tree: Tree, params: Tree) -> None:
       raise ValueError(
           f"`{name}` leaf shapes must match `params`: got {np.shape(a)} for a "
           f"leaf of shape {np.shape(b)}")
+
+
+def _guard(new: Any, old: Any, ok: Tree) -> Any:
+  """``where(ok, new, old)`` on every params-shaped subtree of a scorer state.
+
+  Scorer states are built from trees shaped like the prunable params (with
+  ``MaskedNode`` elsewhere); those subtrees are guarded element-wise, any
+  other leaf (a scalar, say) is taken from ``new``.
+  """
+  struct = jax.tree_util.tree_structure(ok)
+  shaped = lambda x: jax.tree_util.tree_structure(x) == struct
+  is_node = lambda x: shaped(x) and all(
+      np.shape(a) == np.shape(b) for a, b in zip(
+          jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(ok)))
+
+  def pick(n, o):
+    if is_node(n):
+      return jax.tree.map(jnp.where, ok, n, o)
+    return n
+
+  return jax.tree.map(pick, new, old, is_leaf=is_node)
 
 
 def prune(optimizer: optax.GradientTransformation,
@@ -148,12 +166,14 @@ def prune(optimizer: optax.GradientTransformation,
   irreversible: at each selection the weights pruned so far rank below every
   other weight, so they stay pruned; it implies ``persistent_mask``.
 
-  Non-finite gradients: a step whose gradient or ``theta'`` has a NaN or inf
-  on a prunable leaf leaves the scorer state, masks and threshold unchanged
-  and is counted in ``PruneState.nonfinite_steps``; the step counter still
-  advances. The inner optimizer sees the gradients as they are: wrap it (or
-  the whole transformation) in ``optax.apply_if_finite`` to skip its update
-  too.
+  Non-finite gradients: wherever ``g * theta'`` is NaN or inf (either factor
+  non-finite), the scorer state of that weight is left as it was, so scores,
+  masks and thresholds stay finite. The guard is element-wise and fused into
+  the score update (a global "any non-finite?" flag would cost one more
+  pass over all gradients every step). The inner optimizer sees the
+  gradients as they are: wrap it in ``optax.apply_if_finite`` to skip its
+  update, or wrap the whole transformation to skip the step entirely
+  (pruning state included) and count skipped steps in its state.
 
   Args:
     optimizer: any optax transformation (chains, ``inject_hyperparams``,
@@ -221,7 +241,6 @@ def prune(optimizer: optax.GradientTransformation,
         threshold=jnp.full((num_groups,), -jnp.inf, jnp.float32),
         num_pruned=jnp.zeros((num_groups,), jnp.int32),
         stale=jnp.ones([], jnp.bool_),
-        nonfinite_steps=jnp.zeros([], jnp.int32),
     )
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -267,19 +286,16 @@ def prune(optimizer: optax.GradientTransformation,
       return treedef.unflatten([next(it) if f else optax.MaskedNode()
                                 for f in flags])
 
-    # A NaN/inf in g or theta' on a prunable leaf would poison the scores:
-    # such a step keeps the scorer state (and below, the masks). g * theta'
-    # is non-finite iff either factor is (inf * 0 = nan), so one fused pass.
-    finite = jnp.asarray(True)
-    for g, p in zip(sel_g, new_p):
-      finite &= jnp.all(jnp.isfinite(g.astype(jnp.float32)
-                                     * p.astype(jnp.float32)))
     extra = ({"inner_state": inner_state} if scorer.needs_inner_state
              else {})
     updated = scorer.update(state.scorer_state, as_tree(sel_g),
                             as_tree(new_p), as_tree(sel_p), step, **extra)
-    scorer_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b),
-                                updated, state.scorer_state)
+    # A NaN/inf in g or theta' would poison a weight's score for good: keep
+    # its previous state there (g * theta' is non-finite iff either factor
+    # is; inf * 0 = nan). Element-wise, so XLA fuses it into the update.
+    ok = as_tree([jnp.isfinite(g.astype(jnp.float32) * p.astype(jnp.float32))
+                  for g, p in zip(sel_g, new_p)])
+    scorer_state = _guard(updated, state.scorer_state, ok)
 
     # 3. Schedule: k per group; select only if scores or k changed.
     sizes = [int(np.prod(x.shape)) for x in sel_p]
@@ -290,9 +306,8 @@ def prune(optimizer: optax.GradientTransformation,
         jnp.where(at_target, jnp.int32(int(n * target)),
                   selection.floor_mul(n, frac)) for n in group_sizes])
     event = schedule.is_event(step)
-    stale = state.stale | ((scorer.changes_at(step) | scorer.uses_params)
-                           & finite)
-    reselect = event & finite & (stale | jnp.any(k != state.num_pruned))
+    stale = state.stale | scorer.changes_at(step) | scorer.uses_params
+    reselect = event & (stale | jnp.any(k != state.num_pruned))
 
     def select(_):
       scores = jax.tree_util.tree_leaves(scorer.scores(scorer_state,
@@ -326,7 +341,6 @@ def prune(optimizer: optax.GradientTransformation,
         threshold=threshold,
         num_pruned=num_pruned,
         stale=stale,
-        nonfinite_steps=state.nonfinite_steps + (~finite).astype(jnp.int32),
     )
     return treedef.unflatten(out), new_state
 

@@ -1,4 +1,8 @@
-"""Non-finite gradients never reach the scores, masks or threshold."""
+"""Non-finite gradients never reach the scores, masks or threshold.
+
+Policy (``jaxprune.prune``): where ``g * theta'`` is not finite the weight's
+score state is kept; ``optax.apply_if_finite`` skips the inner update (inner
+wrap) or the whole step (outer wrap)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,12 +62,17 @@ def test_nonfinite_step_keeps_scores_masks_threshold(name, where_step, bad):
     before = state
     params, state = step(params, state, jnp.asarray(s == where_step))
     if s == where_step:
-      assert tree_equal(state.scorer_state, before.scorer_state)
-      assert tree_equal(state.masks, before.masks)
-      assert tree_equal(state.threshold, before.threshold)
-      assert int(state.nonfinite_steps) == 1
+      # The poisoned weight's score state is exactly as before the step.
+      for new, old in zip(jax.tree.leaves(state.scorer_state),
+                          jax.tree.leaves(before.scorer_state)):
+        if new.shape == (32, 32):   # the dense2 kernel's state
+          assert np.asarray(new)[3, 4] == np.asarray(old)[3, 4]
+      for leaf in jax.tree.leaves(state.scorer_state):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+      # -inf is legitimate for SEVEN (only earlier-pruned weights, which rank
+      # at -inf, were pruned at the last selection); NaN never is.
+      assert not np.any(np.isnan(np.asarray(state.threshold)))
       assert int(state.count) == where_step + 1
-  assert int(state.nonfinite_steps) == 1
   for leaf in jax.tree.leaves((params, state.scorer_state)):
     assert np.all(np.isfinite(np.asarray(leaf, np.float32)))
   leaves = helpers.prunable(params)
@@ -81,5 +90,5 @@ def test_outer_apply_if_finite_skips_the_whole_step():
   u, state2 = jax.jit(tx.update)(g, state, params)
   assert all(np.all(np.asarray(v) == 0) for v in jax.tree.leaves(u))
   inner = numpy_ref.find_prune_state(state2)
-  assert int(inner.count) == 0 and int(inner.nonfinite_steps) == 0
+  assert int(inner.count) == 0
   assert int(state2.notfinite_count) == 1
