@@ -3,6 +3,7 @@
 Usage::
 
     python -m tests.kill_scenario CKPT_DIR OUT_NPZ [--pause-save STEP]
+        [--pause-delete STEP] [--reference]
 
 Trains a small MLP with PLATON through :func:`jaxprune.train.fit` with a
 checkpoint after every step, resuming from ``CKPT_DIR`` if it holds one, and
@@ -15,6 +16,9 @@ writes the final params and optimizer state (scores, masks, ...) to
 * ``pausing S``: with ``--pause-save S``, checkpoint ``S`` has been written
   to its temporary folder and the process sleeps before orbax commits it
   (renames it), so that the test can kill it mid-save;
+* ``pausing-delete S``: with ``--pause-delete S``, orbax has removed about
+  half of the files of old checkpoint ``S`` (beyond ``max_to_keep``) and the
+  process sleeps, so that the test can kill it mid-deletion;
 * ``done``: the final arrays are written.
 
 ``CKPT_DIR`` empty or absent with ``--reference`` runs without checkpoints.
@@ -91,15 +95,36 @@ def pause_before_commit(step: int) -> None:
   atomicity.AtomicRenameTemporaryPath.finalize = finalize
 
 
+def pause_while_deleting(step: int) -> None:
+  """Makes orbax stop halfway through deleting old checkpoint ``step``."""
+  from orbax.checkpoint._src.path import deleter
+  original = deleter.PathDeleter.delete
+
+  def delete(self, path, *args, **kwargs):
+    if path.name == str(step):
+      files = sorted(os.path.join(d, f) for d, _, fs in os.walk(str(path))
+                     for f in fs)
+      for f in files[:len(files) // 2 + 1]:  # the commit file among them
+        os.remove(f)
+      say(f"pausing-delete {step}")
+      time.sleep(600)  # killed here
+    return original(self, path, *args, **kwargs)
+
+  deleter.PathDeleter.delete = delete
+
+
 def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("ckpt_dir")
   parser.add_argument("out")
   parser.add_argument("--pause-save", type=int, default=None)
+  parser.add_argument("--pause-delete", type=int, default=None)
   parser.add_argument("--reference", action="store_true")
   args = parser.parse_args()
   if args.pause_save is not None:
     pause_before_commit(args.pause_save)
+  if args.pause_delete is not None:
+    pause_while_deleting(args.pause_delete)
 
   params, tx, step_fn, batch_fn = make_problem()
   opt_state = tx.init(params)

@@ -2,10 +2,10 @@
 
 ``tests/kill_scenario.py`` trains a tiny MLP with PLATON for 40 steps through
 ``train.fit`` with a checkpoint after every step. It is killed with SIGKILL
-seven times (during start-up, mid-step, during a restore, twice while a
+eight times (during start-up, mid-step, during a restore, twice while a
 checkpoint sits uncommitted in orbax's temporary folder, once while polling
-catches a temporary folder, and after a random delay) and restarted each
-time. Every restart must resume from the last *complete* checkpoint (never
+catches a temporary folder, once halfway through the deletion of an old
+checkpoint, and after a random delay) and restarted each time. Every restart must resume from the last *complete* checkpoint (never
 from a partial one, never from before one that completed), and the run that
 finally finishes must end with params, masks and scores bitwise equal to an
 uninterrupted run's.
@@ -195,16 +195,33 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(tmp_path):
   last_saved = max(run.values("saved "), default=last_saved)
   history.append((f"tmp folder {folder}", last_saved))
 
-  # 6. After a random delay.
+  # 6. Halfway through orbax deleting an old checkpoint (beyond
+  #    max_to_keep = 2, removed while saving the one two steps later): the
+  #    half-deleted folder, commit file gone, must not disturb the resume.
+  latest = _latest_complete(ckpt)
+  assert latest in (last_saved, last_saved + 1)
+  doomed = latest + 1
+  run = Run(ckpt, out, "--pause-delete", str(doomed))
+  check_resume(run, latest, exact=True)
+  run.wait_for(f"pausing-delete {doomed}")
+  run.kill()
+  assert os.path.isdir(os.path.join(ckpt, str(doomed)))
+  assert not os.path.exists(os.path.join(ckpt, str(doomed),
+                                         "commit_success.txt"))
+  last_saved = max(run.values("saved "))
+  assert last_saved == doomed + 1
+  history.append((f"deleting {doomed}", last_saved))
+
+  # 7. After a random delay.
   run = Run(ckpt, out)
   check_resume(run, last_saved)
   run.wait_for("begin ")
-  time.sleep(rnd.uniform(0.05, 0.6))
+  time.sleep(rnd.uniform(0.05, 1.5))
   run.kill()
   last_saved = max(run.values("saved "), default=last_saved)
   history.append(("random delay", last_saved))
 
-  # 7. While the final checkpoint (step 40) is uncommitted.
+  # 8. While the final checkpoint (step 40) is uncommitted.
   run = Run(ckpt, out, "--pause-save", str(STEPS))
   check_resume(run, last_saved)
   run.wait_for(f"pausing {STEPS}")
@@ -219,9 +236,8 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(tmp_path):
   check_resume(run, STEPS - 1, exact=True)
   run.finish()
   assert run.values("begin ") == [STEPS - 1]
-  assert len(history) == 7, history
-  print("kill points (point, last complete checkpoint):", history,
-        "leftover:", sorted(os.listdir(ckpt)))
+  assert len(history) == 8, history
+  print("kill points (point, last complete checkpoint):", history)
 
   got, want = _load(out), _load(ref_out)
   assert sorted(got) == sorted(want)
