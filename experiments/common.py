@@ -399,13 +399,22 @@ class Trainer:
         rng=jax.random.PRNGKey(self.cfg["seed"]),
         eval_fn=lambda p: evaluate(self.eval_params(p)),
         eval_every=self._every("eval_every"),
-        log_path=os.path.join(out, "log.jsonl"), log_every=10,
+        log_path=(os.path.join(out, "log.jsonl")
+                  if jax.process_index() == 0 else None),
+        log_every=10,
         ckpt_dir=os.path.join(out, "ckpt"),
         ckpt_every=self._every("ckpt_every"),
         progress=not self.cfg.get("no_progress"),
         desc=f"{self.cfg['task']}/{self.cfg['method']}")
     self.opt_state = opt_state
-    return self.eval_params(params), records, time.time() - t0
+    params = self.eval_params(params)
+    if not any("eval" in r for r in records):  # resumed from a finished run
+      result = dict(evaluate(params))
+      sparsity = train.mask_sparsity(opt_state)
+      if sparsity is not None:
+        result["mask_sparsity"] = max(sparsity, 0.0)
+      records.append({"step": self.total_steps, "eval": result})
+    return params, records, time.time() - t0
 
 
 def _jsonable(x: Any) -> Any:

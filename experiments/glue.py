@@ -99,9 +99,10 @@ def smoke_dataset(task: str, seed: int) -> dict[str, dict[str, list]]:
       good = "good" in first.split() or "great" in first.split()
       if spec.num_labels == 1:
         cols["label"].append(float(rng.uniform(0, 5)))
+      elif spec.num_labels == 2:
+        cols["label"].append(int(good))
       else:
-        cols["label"].append(int(good) % spec.num_labels if spec.num_labels
-                             == 2 else int(rng.integers(0, 3)))
+        cols["label"].append(int(rng.integers(0, spec.num_labels)))
     return cols
 
   out = {"train": split(SMOKE["train_examples"])}
@@ -159,9 +160,7 @@ def parse(argv: Sequence[str] | None) -> tuple[Any, dict]:
   ap.add_argument("--task", choices=sorted(TASKS), default=None)
   ap.add_argument("--max-seq-len", type=int, default=None)
   args = ap.parse_args(argv)
-  cfg = common.resolve_settings(
-      args, {**DEFAULTS, **({k: v for k, v in SMOKE.items()
-                              if k in ("max_seq_len",)} if args.smoke else {})})
+  cfg = common.resolve_settings(args, DEFAULTS)
   if args.task:
     cfg["task"] = args.task
   if args.max_seq_len:

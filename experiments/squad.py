@@ -27,7 +27,6 @@ Usage::
 
 from __future__ import annotations
 
-import collections
 import os
 import time
 from typing import Any, Sequence

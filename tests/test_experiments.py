@@ -228,6 +228,12 @@ def test_squad_smoke(runs_dir):
   assert 0 <= r["metrics"]["exact_match"] <= r["metrics"]["f1"] <= 100
   assert r["eval_windows"] > r["eval_examples"] == 8
   _check_sparsity(r, 0.6)
+  # A second call finds the finished run's checkpoint: no training, the
+  # same final model and metrics.
+  again = _run(squad, runs_dir, "squad", "--method", "taylor", "--sparsity",
+               "0.6")
+  assert again["metrics"] == r["metrics"]
+  assert again["train_seconds"] < r["train_seconds"]
 
 
 def test_vit_smoke_pmap_in_a_fresh_interpreter(runs_dir):
