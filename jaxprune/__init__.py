@@ -14,6 +14,7 @@ from jaxprune.methods.movement import movement, movement_scorer
 from jaxprune.methods.pins import pins, pins_scorer
 from jaxprune.methods.platon import PlatonScoreState, platon, platon_scorer
 from jaxprune.methods.seven import SevenScoreState, seven, seven_scorer
+from jaxprune.methods.soft_movement import SoftMovement, soft_movement
 from jaxprune.methods.taylor import taylor, taylor_scorer
 from jaxprune.report import sparsity_report, actual_sparsity
 from jaxprune.transform import PruneState, Scorer, prune
@@ -25,6 +26,7 @@ __all__ = [
     "SevenScoreState", "actual_sparsity", "magnitude", "magnitude_scorer",
     "mgpp", "mgpp_prior", "movement", "movement_scorer", "pins",
     "pins_scorer", "platon", "platon_scorer", "prune", "schedules",
-    "selection", "seven", "seven_scorer", "sparsity_report", "taylor",
+    "selection", "seven", "seven_scorer", "SoftMovement", "soft_movement",
+    "sparsity_report", "taylor",
     "taylor_scorer", "where",
 ]
