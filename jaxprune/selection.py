@@ -232,6 +232,14 @@ def _tie_rank_mask(x: jax.Array, tau: jax.Array, take: jax.Array) -> jax.Array:
   return (eq & (rank <= take)).reshape(x.shape)
 
 
+def _first_nans(x: jax.Array, take: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """True on the first ``take`` NaN entries (row-major); and the NaN count."""
+  isnan = jnp.isnan(x).reshape(-1)
+  rank = jnp.cumsum(isnan.astype(jnp.int32))
+  return ((isnan & (rank <= take)).reshape(x.shape),
+          jnp.sum(isnan, dtype=jnp.int32))
+
+
 def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
                 groups: Sequence[int] | None = None,
                 num_groups: int = 1) -> tuple[list[jax.Array], jax.Array]:
@@ -244,10 +252,16 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
     groups: group index of each leaf; ``None`` means one global group.
     num_groups: number of groups.
 
+  NaN scores rank above every other score (``+inf`` included), as in
+  ``np.sort``: they are pruned only when ``k`` exceeds the number of other
+  scores, then the first ones in leaf and row-major order, so that exactly
+  ``k`` entries are pruned in any case.
+
   Returns:
     ``(masks, tau)``: a keep-mask per leaf (``True`` = kept) and the float32
-    threshold per group (``-inf`` where ``k == 0``; a threshold smaller in
-    magnitude than the smallest normal float is reported as 0).
+    threshold per group (``-inf`` where ``k == 0``, NaN where NaN scores were
+    pruned; a threshold smaller in magnitude than the smallest normal float
+    is reported as 0).
   """
   k = jnp.asarray(k, jnp.int32).reshape(num_groups)
   if groups is None:
@@ -261,6 +275,13 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
   for x, g in zip(leaves, groups):
     c = _count_leaf_le(x.astype(jnp.float32), pair[g])
     tie_counts.append(c[1] - c[0])
+  # With more to prune than non-NaN scores (tau is then +inf and every tie
+  # is taken), the rest are NaN scores, taken in leaf and row-major order.
+  group_ties = [jnp.int32(0)] * num_groups
+  for ties, g in zip(tie_counts, groups):
+    group_ties[g] = group_ties[g] + ties
+  extra = jnp.maximum(need - jnp.stack(group_ties), 0)
+  nan_offset = [jnp.int32(0)] * num_groups
   offset = [jnp.int32(0)] * num_groups
   masks = []
   for x, g, ties in zip(leaves, groups, tie_counts):
@@ -274,10 +295,17 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
             (xf == t) & (take == ties) & (take > 0)),
         lambda xf=xf, t=t, take=take: (xf < t) | _tie_rank_mask(xf, t, take),
     )
-    pruned = pruned & (k[g] > 0)
+    nan_pruned, nans = jax.lax.cond(
+        extra[g] > 0,
+        lambda xf=xf, g=g: _first_nans(xf, extra[g] - nan_offset[g]),
+        lambda xf=xf: (jnp.zeros(xf.shape, jnp.bool_), jnp.int32(0)),
+    )
+    nan_offset[g] = nan_offset[g] + nans
+    pruned = (pruned | nan_pruned) & (k[g] > 0)
     masks.append(~pruned)
   # Report a threshold that stands for 0 (a denormal under flush-to-zero) as 0.
   tau = jnp.where(jnp.abs(tau) < jnp.finfo(jnp.float32).tiny, 0.0, tau)
+  tau = jnp.where(extra > 0, jnp.nan, tau)
   tau = jnp.where(k > 0, tau, -jnp.inf)
   return masks, tau
 

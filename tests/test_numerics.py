@@ -58,6 +58,10 @@ def _kth_global(leaves, k):
   return selection.kth_smallest(leaves, k)
 
 
+def _same(a: float, b: float) -> bool:
+  return a == b or (np.isnan(a) and np.isnan(b))
+
+
 def _flush(x: float) -> float:
   return 0.0 if abs(x) < np.finfo(np.float32).tiny else x
 
@@ -76,9 +80,9 @@ def check_global_selection(leaves: list[np.ndarray], k: int,
   if k == 0:
     assert float(tau[0]) == -np.inf
     return
-  want = np.partition(flat, k - 1)[k - 1]
-  assert float(tau[0]) == want, (float(tau[0]), want)
-  if not kth:
+  want = np.partition(flat, k - 1)[k - 1]  # NaN sorts last, as in numpy
+  assert _same(float(tau[0]), want), (float(tau[0]), want)
+  if not kth or np.isnan(want):  # kth_smallest: k <= non-NaN scores only
     return
   t, below, _, _ = _kth_global([jnp.asarray(x) for x in leaves],
                                jnp.array([k], jnp.int32))
@@ -104,6 +108,9 @@ TINY_CASES = {
     "two values": lambda rng, n: rng.choice([1.0, 2.0], n),
     "with infinities": lambda rng, n: rng.choice(
         [-np.inf, 0.0, 1e-30, np.inf], n),
+    # NaN ranks above +inf (as in np.sort); exact k holds beyond the others.
+    "with NaN": lambda rng, n: rng.choice([np.nan, 0.0, 1e-30, np.inf], n),
+    "all NaN": lambda rng, n: np.full(n, np.nan),
 }
 
 
@@ -306,7 +313,7 @@ def test_low_precision_scores_select_like_their_float32_values(dtype):
 # ------------------------------------------------ property tests
 
 SPECIALS = [0.0, -0.0, 1e-30, -1e-30, 1.0, -1.0, 1e30, np.inf, -np.inf,
-            np.finfo(np.float32).tiny]
+            np.finfo(np.float32).tiny, np.nan]
 
 # A fixed menu of shapes (ranks 0-3, sizes 0 and 1 included) so that jit's
 # cache is hit across examples; the values and k vary freely.
@@ -371,7 +378,7 @@ def test_property_grouped_selection_matches_numpy(leaves, fracs, data):
       np.testing.assert_array_equal(np.asarray(masks[j]), e)
     if ks[i] > 0:
       flat = np.concatenate([leaves[j].ravel() for j in members])
-      assert float(tau[i]) == np.partition(flat, ks[i] - 1)[ks[i] - 1]
+      assert _same(float(tau[i]), np.partition(flat, ks[i] - 1)[ks[i] - 1])
     else:
       assert float(tau[i]) == -np.inf
 
