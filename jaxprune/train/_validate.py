@@ -76,12 +76,15 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def check_key(name: str, value: Any) -> None:
-  """Checks that ``value`` is a PRNG key (typed, or raw uint32 ``(2,)``)."""
+  """Checks that ``value`` is one PRNG key: typed, or raw uint32 ``(n,)``
+
+  (``n = 2`` for the default threefry implementation, 4 for ``rbg``).
+  """
   if isinstance(value, (jax.Array, np.ndarray)):
     dtype = value.dtype
     if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and value.ndim == 0:
       return
-    if dtype == np.uint32 and value.shape == (2,):
+    if dtype == np.uint32 and value.ndim == 1 and value.shape[0] >= 2:
       return
   shape = getattr(value, "shape", None)
   dtype = getattr(value, "dtype", None)
