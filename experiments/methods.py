@@ -56,6 +56,7 @@ def make_tx(method: str, *, learning_rate: Callable[[Any], Any] | float,
             sparsity: float, total_steps: int, where: Any,
             num_examples: int | None = None, weight_decay: float = 0.01,
             clip_norm: float | None = 1.0, optimizer: Any = None,
+            pattern: Any = None,
             **overrides: Any) -> optax.GradientTransformation:
   """``clip -> method(adamw(learning_rate))``, or plain AdamW for "dense".
 
@@ -71,6 +72,9 @@ def make_tx(method: str, *, learning_rate: Callable[[Any], Any] | float,
       score the clipped gradient); ``None`` for none.
     optimizer: an optax transformation replacing AdamW (e.g. the MGPP
       scripts' ``adamw(b1=0.9, b2=0.98, eps=1e-6, weight_decay=0)``).
+    pattern: sparsity pattern passed to the method's factory when not
+      ``None`` (``"2:4"``, ``jaxprune.patterns.heads_and_neurons(...)``;
+      see :mod:`jaxprune.patterns`); ``None`` keeps the factory default.
     **overrides: keyword arguments of the method's factory (``beta1``,
       ``warmup_steps``, ``delta_t``, ...).
 
@@ -84,6 +88,8 @@ def make_tx(method: str, *, learning_rate: Callable[[Any], Any] | float,
   if method == "dense":
     tx = inner
   else:
+    if pattern is not None:
+      overrides = {**overrides, "pattern": pattern}
     lr_fn = (learning_rate if callable(learning_rate)
              else optax.constant_schedule(learning_rate))
     tx = _pruner(method, inner, learning_rate=lr_fn, sparsity=sparsity,

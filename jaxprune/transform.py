@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxprune import patterns as patterns_lib
 from jaxprune import schedules as schedules_lib
-from jaxprune import selection
 from jaxprune import where as where_lib
 
 __all__ = ["Scorer", "PruneState", "prune", "selected_leaves"]
@@ -142,6 +142,7 @@ def prune(optimizer: optax.GradientTransformation,
           granularity: str = "global",
           persistent_mask: bool = False,
           monotone: bool = False,
+          pattern: Any = None,
           ) -> optax.GradientTransformationExtraArgs:
   """Wraps ``optimizer`` so that its updates prune the lowest-scoring weights.
 
@@ -185,6 +186,11 @@ def prune(optimizer: optax.GradientTransformation,
     persistent_mask: keep pruned weights at 0 between mask events.
     monotone: pruned weights are never selected again (implies
       ``persistent_mask``).
+    pattern: the sparsity pattern (see :mod:`jaxprune.patterns`): ``None``
+      or ``"unstructured"`` (default), ``"N:M"`` (e.g. ``"2:4"``), or a
+      :class:`jaxprune.patterns.Pattern` such as ``patterns.nm(2, 4)`` or
+      ``patterns.heads_and_neurons(12, preset="bert")``. With a structured
+      pattern ``k`` counts the pattern's units (N:M slots, heads, neurons).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose state is a
@@ -209,13 +215,17 @@ def prune(optimizer: optax.GradientTransformation,
     raise ValueError(f"`schedule` must be a jaxprune Schedule, got {schedule!r}")
   inner = optax.with_extra_args_support(optimizer)
   target = float(schedule.target)
+  pattern = patterns_lib.resolve(pattern)
+  if pattern.check_target is not None:
+    pattern.check_target(target)
   persistent_mask = bool(persistent_mask or monotone)
   frozen_fn = schedule.frozen or (lambda step: jnp.asarray(False))
 
-  def groups_for(sizes: list[int]) -> tuple[list[int], int, list[int]]:
-    if granularity == "global":
-      return [0] * len(sizes), 1, [sum(sizes)]
-    return list(range(len(sizes))), len(sizes), list(sizes)
+  def layout_for(params, flags) -> patterns_lib.Layout:
+    pl = jax.tree_util.tree_leaves_with_path(params)
+    paths = [where_lib.path_str(p) for (p, _), f in zip(pl, flags) if f]
+    shapes = [tuple(np.shape(x)) for (_, x), f in zip(pl, flags) if f]
+    return pattern.bind(paths, shapes, granularity, target)
 
   def init_fn(params):
     flags = where_lib.resolve(where, params)
@@ -224,7 +234,7 @@ def prune(optimizer: optax.GradientTransformation,
     if sum(sizes) >= 2**31:
       raise ValueError("at most 2**31 - 1 prunable scalars are supported, got "
                        f"{sum(sizes)}")
-    _, num_groups, _ = groups_for(sizes)
+    num_groups = layout_for(params, flags).num_groups
     for (path, leaf), f in zip(jax.tree_util.tree_leaves_with_path(params),
                                flags):
       if (f and not isinstance(leaf, jax.core.Tracer)
@@ -298,13 +308,10 @@ def prune(optimizer: optax.GradientTransformation,
     scorer_state = _guard(updated, state.scorer_state, ok)
 
     # 3. Schedule: k per group; select only if scores or k changed.
-    sizes = [int(np.prod(x.shape)) for x in sel_p]
-    groups, num_groups, group_sizes = groups_for(sizes)
+    layout = layout_for(params, flags)
     frac = schedule.sparsity(step)
     at_target = frac == jnp.float32(target)
-    k = jnp.stack([
-        jnp.where(at_target, jnp.int32(int(n * target)),
-                  selection.floor_mul(n, frac)) for n in group_sizes])
+    k = layout.k(frac, at_target)
     event = schedule.is_event(step)
     stale = state.stale | scorer.changes_at(step) | scorer.uses_params
     reselect = event & (stale | jnp.any(k != state.num_pruned))
@@ -314,8 +321,7 @@ def prune(optimizer: optax.GradientTransformation,
                                                        as_tree(new_p)))
       if monotone:  # pruned so far: below every score, so pruned again
         scores = [jnp.where(m, s, -jnp.inf) for s, m in zip(scores, m_sel)]
-      masks, tau = selection.prune_masks(scores, k, groups, num_groups)
-      return masks, tau
+      return layout.select(scores, k)
 
     def keep(_):
       return list(m_sel), state.threshold

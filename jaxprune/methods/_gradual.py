@@ -21,6 +21,7 @@ def cubic_prune(optimizer: optax.GradientTransformation,
                 total_steps: int, warmup_steps: int | None,
                 final_steps: int | None, delta_t: int, where: Any,
                 granularity: str, persistent_mask: bool,
+                pattern: Any = None,
                 default_warmup: float = DEFAULT_WARMUP_FRACTION,
                 default_final: float = DEFAULT_FINAL_FRACTION,
                 ) -> optax.GradientTransformationExtraArgs:
@@ -34,4 +35,5 @@ def cubic_prune(optimizer: optax.GradientTransformation,
   schedule = schedules.cubic(sparsity, total, t_i, t_f, delta_t)
   return transform.prune(optimizer, scorer, schedule, where=where,
                          granularity=granularity,
-                         persistent_mask=persistent_mask)
+                         persistent_mask=persistent_mask,
+                         pattern=pattern)

@@ -51,6 +51,7 @@ def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
               total_steps: int, warmup_steps: int | None = None,
               final_steps: int | None = None, delta_t: int = 10,
               where: Any = None, granularity: str = "global",
+              pattern: Any = None,
               persistent_mask: bool = True
               ) -> optax.GradientTransformationExtraArgs:
   """Gradual magnitude pruning on PLATON's cubic schedule.
@@ -64,6 +65,9 @@ def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
     delta_t: mask events every ``delta_t`` steps in the cubic phase.
     where: prunable leaves (see :func:`jaxprune.platon`).
     granularity: ``"global"`` or ``"layer"``.
+    pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
+      (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
+      as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: default ``True`` (Zhu & Gupta keep pruned weights at 0).
 
   Example:
@@ -81,4 +85,5 @@ def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
       optimizer, magnitude_scorer(), sparsity=sparsity,
       total_steps=total_steps, warmup_steps=warmup_steps,
       final_steps=final_steps, delta_t=delta_t, where=where,
-      granularity=granularity, persistent_mask=persistent_mask)
+      granularity=granularity, persistent_mask=persistent_mask,
+      pattern=pattern)

@@ -171,7 +171,7 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
          v0: float = 1e-10, v1: float = 0.05, lambda0: float = 0.1,
          alpha_i: float = 1.0, alpha_f: float = 1e-3,
          delta_t: int | None = None, where: Any = None,
-         granularity: str = "global"
+         granularity: str = "global", pattern: Any = None
          ) -> optax.GradientTransformationExtraArgs:
   """MGPP: the prior before ``optimizer``, then global magnitude pruning.
 
@@ -197,6 +197,9 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
     where: pruned and regularised leaves (authors: Q, K, V, attention
       output, FFN in and out kernels; no biases).
     granularity: ``"global"`` (authors) or ``"layer"``.
+    pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
+      (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
+      as ``patterns.heads_and_neurons(12, preset="bert")``.
 
   Returns:
     An optax ``GradientTransformationExtraArgs``.
@@ -240,4 +243,5 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
                                     delta_t=delta_t)
   return transform.prune(optax.chain(prior, optimizer),
                          magnitude_lib.magnitude_scorer(), schedule,
-                         where=where, granularity=granularity)
+                         where=where, granularity=granularity,
+                         pattern=pattern)

@@ -72,6 +72,7 @@ def movement(optimizer: optax.GradientTransformation, *, sparsity: float,
              total_steps: int, warmup_steps: int | None = None,
              final_steps: int | None = None, delta_t: int = 1,
              where: Any = None, granularity: str = "layer",
+             pattern: Any = None,
              persistent_mask: bool = False
              ) -> optax.GradientTransformationExtraArgs:
   """Movement pruning around any optax optimizer.
@@ -86,6 +87,9 @@ def movement(optimizer: optax.GradientTransformation, *, sparsity: float,
     where: prunable leaves (authors: the encoder's linear weights, no
       biases: the default ``None`` selects every matrix).
     granularity: ``"layer"`` (authors: top-k per matrix) or ``"global"``.
+    pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
+      (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
+      as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: keep pruned weights at 0 between mask events.
 
   Returns:
@@ -108,5 +112,5 @@ def movement(optimizer: optax.GradientTransformation, *, sparsity: float,
       total_steps=total_steps, warmup_steps=warmup_steps,
       final_steps=final_steps, delta_t=delta_t, where=where,
       granularity=granularity, persistent_mask=persistent_mask,
-      default_warmup=DEFAULT_WARMUP_FRACTION,
+      pattern=pattern, default_warmup=DEFAULT_WARMUP_FRACTION,
       default_final=DEFAULT_FINAL_FRACTION)

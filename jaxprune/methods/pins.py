@@ -117,6 +117,7 @@ def pins(optimizer: optax.GradientTransformation, *, sparsity: float,
          warmup_steps: int | None = None, final_steps: int | None = None,
          beta1: float = 0.85, beta2: float = 0.99, delta_t: int = 10,
          signed: bool = False, where: Any = None, granularity: str = "global",
+         pattern: Any = None,
          persistent_mask: bool = False
          ) -> optax.GradientTransformationExtraArgs:
   """PINS pruning around any optax optimizer.
@@ -138,6 +139,9 @@ def pins(optimizer: optax.GradientTransformation, *, sparsity: float,
     where: prunable leaves (authors: the encoder's linear weights and
       biases, like PLATON; ``where="bert"``).
     granularity: ``"global"`` (authors) or ``"layer"``.
+    pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
+      (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
+      as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: keep pruned weights at 0 between mask events.
 
   Returns:
@@ -161,7 +165,7 @@ def pins(optimizer: optax.GradientTransformation, *, sparsity: float,
       optimizer, scorer, sparsity=sparsity, total_steps=total_steps,
       warmup_steps=warmup_steps, final_steps=final_steps, delta_t=delta_t,
       where=where, granularity=granularity, persistent_mask=persistent_mask,
-      default_warmup=DEFAULT_WARMUP_FRACTION,
+      pattern=pattern, default_warmup=DEFAULT_WARMUP_FRACTION,
       default_final=DEFAULT_FINAL_FRACTION)
   if learning_rate is not None:
     return tx

@@ -135,8 +135,8 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
            total_steps: int, warmup_steps: int | None = None,
            final_steps: int | None = None, beta1: float = 0.85,
            beta2: float = 0.95, delta_t: int = 10, where: Any = None,
-           granularity: str = "global", persistent_mask: bool = False
-           ) -> optax.GradientTransformationExtraArgs:
+           granularity: str = "global", persistent_mask: bool = False,
+           pattern: Any = None) -> optax.GradientTransformationExtraArgs:
   """PLATON pruning around any optax optimizer.
 
   Args:
@@ -158,6 +158,9 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
       of bools.
     granularity: ``"global"`` (one threshold over all selected weights, as in
       the paper) or ``"layer"``.
+    pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
+      (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
+      as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: keep pruned weights at 0 between mask events and zero
       their gradients (default ``False``: the reference behaviour, where
       pruned weights may regrow until the next mask event).
@@ -181,4 +184,5 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
   return _gradual.cubic_prune(
       optimizer, scorer, sparsity=sparsity, total_steps=total_steps,
       warmup_steps=warmup_steps, final_steps=final_steps, delta_t=delta_t,
-      where=where, granularity=granularity, persistent_mask=persistent_mask)
+      where=where, granularity=granularity, persistent_mask=persistent_mask,
+      pattern=pattern)

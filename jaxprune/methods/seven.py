@@ -125,7 +125,8 @@ def seven(optimizer: optax.GradientTransformation, *, sparsity: float,
           total_steps: int, warmup_steps: int | None = None,
           pruning_steps: int | None = None, alpha1: float = 0.8,
           alpha2: float = 0.9, eps: float = 1e-9, signed: bool = False,
-          where: Any = None, granularity: str = "global"
+          where: Any = None, granularity: str = "global",
+          pattern: Any = None
           ) -> optax.GradientTransformationExtraArgs:
   """SEVEN pruning around any optax optimizer (SEVEN_dyn of the paper).
 
@@ -146,6 +147,9 @@ def seven(optimizer: optax.GradientTransformation, *, sparsity: float,
     where: prunable leaves (see :func:`jaxprune.platon`). The authors prune
       every Linear weight but the classifier, pooler included.
     granularity: ``"global"`` (authors) or ``"layer"``.
+    pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
+      (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
+      as ``patterns.heads_and_neurons(12, preset="bert")``.
 
   Returns:
     An optax ``GradientTransformationExtraArgs``; pruned weights stay 0
@@ -182,4 +186,5 @@ def seven(optimizer: optax.GradientTransformation, *, sparsity: float,
   scorer = seven_scorer(t_i, length, alpha1, alpha2, eps, signed)
   schedule = schedules.cubic_window(sparsity, t_i - 1, t_i + length - 1)
   return transform.prune(optimizer, scorer, schedule, where=where,
-                         granularity=granularity, monotone=True)
+                         granularity=granularity, monotone=True,
+                         pattern=pattern)

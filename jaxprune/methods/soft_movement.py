@@ -149,8 +149,9 @@ def soft_movement(*, total_steps: int, warmup_steps: int | None = None,
     def one(p, s):
       if isinstance(s, optax.MaskedNode):
         return p
-      m = leaf_mask(s, tau).astype(jnp.float32)
-      m = m + (s - jax.lax.stop_gradient(s))   # forward m, d m / d S = 1
+      s_const = jax.lax.stop_gradient(s)
+      m = leaf_mask(s_const, tau).astype(jnp.float32)
+      m = m + (s - s_const)   # forward m, d m / d S = 1 (straight through)
       return (p * m.astype(p.dtype)).astype(p.dtype)
 
     is_masked = lambda x: isinstance(x, optax.MaskedNode)

@@ -59,6 +59,7 @@ def taylor(optimizer: optax.GradientTransformation, *, sparsity: float,
            total_steps: int, warmup_steps: int | None = None,
            final_steps: int | None = None, beta: float = 0.0,
            delta_t: int = 10, where: Any = None, granularity: str = "global",
+           pattern: Any = None,
            persistent_mask: bool = False
            ) -> optax.GradientTransformationExtraArgs:
   """First-order sensitivity pruning on PLATON's cubic schedule.
@@ -73,6 +74,9 @@ def taylor(optimizer: optax.GradientTransformation, *, sparsity: float,
     delta_t: mask events every ``delta_t`` steps in the cubic phase.
     where: prunable leaves (see :func:`jaxprune.platon`).
     granularity: ``"global"`` or ``"layer"``.
+    pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
+      (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
+      as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: keep pruned weights at 0 between mask events.
 
   Example:
@@ -87,4 +91,5 @@ def taylor(optimizer: optax.GradientTransformation, *, sparsity: float,
       optimizer, taylor_scorer(beta), sparsity=sparsity,
       total_steps=total_steps, warmup_steps=warmup_steps,
       final_steps=final_steps, delta_t=delta_t, where=where,
-      granularity=granularity, persistent_mask=persistent_mask)
+      granularity=granularity, persistent_mask=persistent_mask,
+      pattern=pattern)
