@@ -395,19 +395,6 @@ def _loss(params, batch, rng):
 
 
 TX = jaxprune.platon(OPT, **GOOD)
-BUILDERS = {
-    "make_train_step": lambda **kw: train.make_train_step(
-        kw.pop("loss_fn", _loss), kw.pop("tx", TX), **kw),
-    "make_pmap_train_step": lambda **kw: train.make_pmap_train_step(
-        kw.pop("loss_fn", _loss), kw.pop("tx", TX), **kw),
-    "make_sharded_train_step": lambda **kw: train.make_sharded_train_step(
-        kw.pop("loss_fn", _loss), kw.pop("tx", TX),
-        param_shardings=kw.pop("param_shardings", None) or _param_shardings(),
-        opt_state_shardings=kw.pop("opt_state_shardings", 0) or
-        _state_shardings(),
-        batch_sharding=kw.pop("batch_sharding", 0) or
-        NamedSharding(_mesh(), P("data")), **kw),
-}
 
 
 def _mesh() -> Mesh:
@@ -422,6 +409,20 @@ def _param_shardings():
 def _state_shardings():
   return train.opt_state_shardings(TX, helpers.mlp_params(),
                                    _param_shardings(), _mesh())
+
+
+def _sharded_step(loss_fn, tx, **kwargs):
+  return train.make_sharded_train_step(
+      loss_fn, tx, param_shardings=_param_shardings(),
+      opt_state_shardings=_state_shardings(),
+      batch_sharding=NamedSharding(_mesh(), P("data")), **kwargs)
+
+
+BUILDERS = {
+    "make_train_step": train.make_train_step,
+    "make_pmap_train_step": train.make_pmap_train_step,
+    "make_sharded_train_step": _sharded_step,
+}
 
 
 BUILDER_CASES = [
@@ -441,8 +442,9 @@ BUILDER_CASES = [
 @pytest.mark.parametrize("builder", sorted(BUILDERS))
 def test_train_step_builder_rejects_bad_argument(builder, kwargs, arg,
                                                  allowed):
+  args = {"loss_fn": _loss, "tx": TX, **kwargs}
   with _raises_naming(arg, kwargs[arg], allowed):
-    BUILDERS[builder](**kwargs)
+    BUILDERS[builder](args.pop("loss_fn"), args.pop("tx"), **args)
 
 
 @pytest.mark.parametrize("axis_name", ["", None, 3])
