@@ -4,7 +4,10 @@ All eight tasks of the papers: CoLA (Matthews corr.), SST-2 (acc), MRPC and
 QQP (acc and F1), STS-B (Pearson and Spearman; a 1-output regression head
 trained with MSE), MNLI (matched and mismatched acc), QNLI and RTE (acc),
 evaluated on the dev sets. Data come from ``datasets.load_dataset(
-"nyu-mll/glue", task)`` (needs the hub or a local datasets cache).
+"nyu-mll/glue", task)`` (needs the hub or a local datasets cache), or from
+``--data-dir`` with ``train.jsonl`` and ``validation.jsonl`` (MNLI:
+``validation_matched.jsonl``, ``validation_mismatched.jsonl``) in GLUE's
+columns.
 
 Usage::
 
@@ -57,7 +60,8 @@ TASKS: dict[str, GlueTask] = {
 }
 
 DEFAULTS = {"task": "sst2", "model": "bert-base-uncased", "where": "bert",
-            "max_seq_len": 128, "dataset": "nyu-mll/glue", "lr": 2e-5}
+            "max_seq_len": 128, "dataset": "nyu-mll/glue", "data_dir": None,
+            "lr": 2e-5}
 SMOKE = {"batch_size": 8, "steps": 6, "eval_batch_size": 16,
          "max_seq_len": 32, "train_examples": 32, "eval_examples": 20}
 
@@ -112,11 +116,20 @@ def smoke_dataset(task: str, seed: int) -> dict[str, dict[str, list]]:
 
 
 def load_data(cfg: dict) -> dict[str, Any]:
-  """Split name -> columns (a ``datasets`` split or a dict of lists)."""
+  """Split name -> columns (a ``datasets`` split or a dict of lists).
+
+  With ``data_dir`` the splits are JSON-lines files ``<split>.jsonl`` there
+  (``train.jsonl`` and the task's dev splits, e.g. ``validation.jsonl``)
+  with GLUE's column names, read offline; otherwise the hub's GLUE.
+  """
   task = cfg["task"]
   if cfg["smoke"]:
     return smoke_dataset(task, cfg["seed"])
   import datasets
+  if cfg.get("data_dir"):
+    splits = ("train",) + TASKS[task].eval_splits
+    files = {s: os.path.join(cfg["data_dir"], f"{s}.jsonl") for s in splits}
+    return datasets.load_dataset("json", data_files=files)
   return datasets.load_dataset(cfg["dataset"], task)
 
 
@@ -159,10 +172,14 @@ def parse(argv: Sequence[str] | None) -> tuple[Any, dict]:
   ap = common.base_parser("GLUE fine-tuning with pruning.")
   ap.add_argument("--task", choices=sorted(TASKS), default=None)
   ap.add_argument("--max-seq-len", type=int, default=None)
+  ap.add_argument("--data-dir", default=None,
+                  help="offline data: <split>.jsonl files with GLUE's columns")
   args = ap.parse_args(argv)
   cfg = common.resolve_settings(args, DEFAULTS)
   if args.task:
     cfg["task"] = args.task
+  if args.data_dir:
+    cfg["data_dir"] = args.data_dir
   if args.max_seq_len:
     cfg["max_seq_len"] = args.max_seq_len
   if args.smoke:
