@@ -83,7 +83,7 @@ def test_min_keep_keeps_the_top_scores():
 
 def test_soft_movement_trains_a_flax_bert():
   model = train_helpers.tiny_bert()
-  sm = jaxprune.soft_movement(total_steps=30, warmup_steps=3, final_steps=6,
+  sm = jaxprune.soft_movement(total_steps=12, warmup_steps=2, final_steps=3,
                               final_threshold=0.3, final_lambda=50.0,
                               where="bert")
   trainable = {"params": model.params, "scores": sm.init(model.params)}
@@ -91,15 +91,15 @@ def test_soft_movement_trains_a_flax_bert():
   loss_fn = sm.wrap_loss(train.hf.classification_loss(model))
   step = train.make_train_step(loss_fn, tx)
   state = tx.init(trainable)
-  batches = train_helpers.text_batches(30)
+  batches = train_helpers.text_batches(12)
   for s, b in enumerate(batches):
     trainable, state, metrics = step(trainable, state, {**b, "step": s},
                                      jax.random.key(0), s)
-  masks = sm.masks(trainable["scores"], 29)
+  masks = sm.masks(trainable["scores"], 11)
   frac = 1 - np.mean(np.concatenate(
       [np.asarray(m).ravel() for m in jax.tree.leaves(masks)]))
   assert 0.05 < frac < 1.0          # the regulariser pruned something
-  eff = sm.apply(trainable["params"], trainable["scores"], 29)
+  eff = sm.apply(trainable["params"], trainable["scores"], 11)
   zeros = jaxprune.actual_sparsity(eff, "bert")
   np.testing.assert_allclose(zeros, frac, atol=1e-6)
   logits = train.hf.classification_logits(model)(eff, batches[0])

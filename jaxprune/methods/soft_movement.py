@@ -173,7 +173,10 @@ def soft_movement(*, total_steps: int, warmup_steps: int | None = None,
       return loss + reg, {**aux, "regularizer": reg}
     return wrapped
 
-  return SoftMovement(init, apply, masks, threshold, regularizer, wrap_loss)
+  # Jitted so that eager calls (evaluation, export) do not run the min-keep
+  # selection op by op; inside a jitted loss they inline.
+  return SoftMovement(init, jax.jit(apply), jax.jit(masks), threshold,
+                      regularizer, wrap_loss)
 
 
 def optimizer(params_tx: optax.GradientTransformation,
