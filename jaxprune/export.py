@@ -209,11 +209,12 @@ def save_compressed(path: str, params: Tree, masks: Any = None
   from safetensors.numpy import save_file
   tensors, meta = {}, {}
   total = stored = dense_bytes = 0
+  auto = masks is None
   for (name, x), m in zip(_named(params), _flat_masks(params, masks)):
     arr = np.asarray(x)
     total += arr.size
     dense_bytes += arr.nbytes
-    if m is None and np.issubdtype(arr.dtype, np.floating) and arr.size:
+    if auto and np.issubdtype(arr.dtype, np.floating) and arr.size:
       nz = arr != 0
       if (arr.size + 7) // 8 + int(nz.sum()) * arr.itemsize < arr.nbytes:
         m = nz
