@@ -120,16 +120,19 @@ def load_data(cfg: dict) -> dict[str, Any]:
 
   With ``data_dir`` the splits are JSON-lines files ``<split>.jsonl`` there
   (``train.jsonl`` and the task's dev splits, e.g. ``validation.jsonl``)
-  with GLUE's column names, read offline; otherwise the hub's GLUE.
+  with GLUE's column names, read offline (also under ``--smoke``, which then
+  only shrinks the model and the run); else generated data for ``--smoke``;
+  else the hub's GLUE.
   """
   task = cfg["task"]
-  if cfg["smoke"]:
-    return smoke_dataset(task, cfg["seed"])
-  import datasets
   if cfg.get("data_dir"):
+    import datasets
     splits = ("train",) + TASKS[task].eval_splits
     files = {s: os.path.join(cfg["data_dir"], f"{s}.jsonl") for s in splits}
     return datasets.load_dataset("json", data_files=files)
+  if cfg["smoke"]:
+    return smoke_dataset(task, cfg["seed"])
+  import datasets
   return datasets.load_dataset(cfg["dataset"], task)
 
 

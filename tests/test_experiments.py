@@ -206,9 +206,14 @@ def test_glue_regression_stsb_dense(runs_dir):
   assert r["target_sparsity"] == 0.0 and r["actual_sparsity"] < 0.01
 
 
-def test_glue_mnli_two_dev_sets(runs_dir):
+def test_glue_mnli_two_dev_sets_from_jsonl_files(runs_dir, tmp_path):
+  for split, cols in glue.smoke_dataset("mnli", 0).items():
+    with open(tmp_path / f"{split}.jsonl", "w") as f:
+      for row in zip(*cols.values()):
+        f.write(json.dumps(dict(zip(cols, row))) + "\n")
   r = _run(glue, runs_dir, "mnli", "--task", "mnli", "--method", "magnitude",
-           "--sparsity", "0.7")
+           "--sparsity", "0.7", "--data-dir", str(tmp_path))
+  assert r["config"]["data_dir"] == str(tmp_path)
   assert set(r["metrics"]) >= {"matched_accuracy", "mismatched_accuracy"}
   assert r["eval_examples"] == {"validation_matched": 20,
                                 "validation_mismatched": 20}
