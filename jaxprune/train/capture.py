@@ -1,0 +1,123 @@
+"""Dense-layer outputs and noisy gradients of any Flax model, for DeepCuts.
+
+Uses ``flax.linen.intercept_methods``, so any model built from
+``flax.linen.Dense`` (Hugging Face Flax BERT and ViT included) works without
+editing its code: the loss function is the ordinary
+``loss_fn(params, batch, rng) -> (loss, aux)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+__all__ = ["grads_and_activations", "noisy_mean_grads", "noisy_grads"]
+
+
+def _is_dense_call(context) -> bool:
+  return (isinstance(context.module, nn.Dense)
+          and context.method_name == "__call__")
+
+
+def grads_and_activations(loss_fn: Callable) -> Callable:
+  """``fn(params, batch, rng) -> (grads, activations)``.
+
+  ``activations`` maps each ``nn.Dense`` module's path (a tuple of names) to
+  its output averaged over every axis but the last (signed), from the same
+  forward pass as the gradient (dropout as ``loss_fn`` sets it).
+
+  Example:
+    >>> import jax, jax.numpy as jnp, flax.linen as nn
+    >>> from jaxprune.train import capture
+    >>> model = nn.Dense(2)
+    >>> params = model.init(jax.random.key(0), jnp.ones((1, 3)))["params"]
+    >>> loss = lambda p, b, r: (jnp.sum(model.apply({"params": p}, b)), {})
+    >>> g, acts = capture.grads_and_activations(loss)(params, jnp.ones((4, 3)), None)
+    >>> list(acts), acts[()].shape
+    ([()], (2,))
+  """
+
+  def fn(params, batch, rng):
+    def wrapped(p):
+      acts = {}
+
+      def interceptor(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if _is_dense_call(context):
+          acts[tuple(context.module.path)] = jnp.mean(
+              out.astype(jnp.float32), axis=tuple(range(out.ndim - 1)))
+        return out
+
+      with nn.intercept_methods(interceptor):
+        loss, _ = loss_fn(p, batch, rng)
+      return loss, acts
+
+    grads, acts = jax.grad(wrapped, has_aux=True)(params)
+    return grads, jax.lax.stop_gradient(acts)
+
+  return fn
+
+
+def noisy_mean_grads(loss_fn: Callable, *, sigma: float = 1e-3,
+                     passes: int = 10) -> Callable:
+  """``fn(params, batch, rng) -> grads`` averaged over noisy passes.
+
+  Every ``nn.Dense`` output (the classifier's included) gets Gaussian noise
+  of std ``sigma`` in each of ``passes`` forward/backward passes of the same
+  batch (DeepCuts' Smooth-Cut: 1e-3, 10 passes); pass ``p`` uses the dropout
+  key ``fold_in(rng, p)``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, flax.linen as nn
+    >>> from jaxprune.train import capture
+    >>> model = nn.Dense(1)
+    >>> params = model.init(jax.random.key(0), jnp.ones((1, 2)))["params"]
+    >>> loss = lambda p, b, r: (jnp.sum(model.apply({"params": p}, b)), {})
+    >>> g = capture.noisy_mean_grads(loss)(params, jnp.ones((3, 2)), jax.random.key(1))
+    >>> g["kernel"].ravel()  # linear loss: noise does not change the gradient
+    Array([3., 3.], dtype=float32)
+  """
+  if not (isinstance(passes, int) and passes >= 1):
+    raise ValueError(f"`passes` must be an integer >= 1, got {passes!r}")
+
+  one_pass = noisy_grads(loss_fn, sigma=sigma)
+
+  def fn(params, batch, rng):
+    total = None
+    for i in range(passes):
+      g = one_pass(params, batch, jax.random.fold_in(rng, i))
+      total = g if total is None else jax.tree.map(jnp.add, total, g)
+    return jax.tree.map(lambda x: x / passes, total)
+
+  return fn
+
+
+def noisy_grads(loss_fn: Callable, *, sigma: float = 1e-3) -> Callable:
+  """``fn(params, batch, rng) -> grads`` of one pass with Gaussian noise of
+  std ``sigma`` on every ``nn.Dense`` output (``rng`` seeds dropout and the
+  noise)."""
+  if not sigma >= 0:
+    raise ValueError(f"`sigma` must be >= 0, got {sigma}")
+
+  def fn(params, batch, rng):
+    counter = [0]
+
+    def interceptor(next_fun, args, kwargs, context):
+      out = next_fun(*args, **kwargs)
+      if _is_dense_call(context):
+        counter[0] += 1
+        key = jax.random.fold_in(jax.random.fold_in(rng, 1 << 20), counter[0])
+        out = out + (sigma * jax.random.normal(key, out.shape)).astype(
+            out.dtype)
+      return out
+
+    def loss(p):
+      with nn.intercept_methods(interceptor):
+        return loss_fn(p, batch, rng)[0]
+
+    return jax.grad(loss)(params)
+
+  return fn
