@@ -138,7 +138,7 @@ def _np_select(scores_list, k):
 
 
 @pytest.mark.parametrize("preset,aggregate,granularity,jit", [
-    ("bert", "sum", "global", False), ("bert", "mean", "layer", True),
+    ("bert", "sum", "global", True), ("bert", "mean", "layer", True),
     ("bert", "l2", "global", True), ("vit", "sum", "layer", True),
     ("vit", "l2", "global", False),
 ])
@@ -192,14 +192,11 @@ def test_heads_and_neurons_match_numpy(preset, aggregate, granularity, jit):
 
 @pytest.mark.parametrize("method", ["platon", "seven"])
 def test_structured_factories_train(method):
-  model = tiny_bert(dropout=0.0)
-  params = model.params
-  ids = jnp.asarray(np.random.default_rng(0).integers(1, 64, (4, 8)),
-                    jnp.int32)
+  params = tiny_bert().params  # BERT's param tree; a cheap stand-in loss
 
   def loss_fn(p):
-    logits = model(ids, params=p).logits
-    return jnp.mean(logits ** 2)
+    return sum(jnp.sum(jnp.sin(3 * x) * x)
+               for x in jax.tree_util.tree_leaves(p))
 
   pat = patterns.heads_and_neurons(2, preset="bert")
   factory = getattr(jaxprune, method)
