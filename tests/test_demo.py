@@ -17,3 +17,21 @@ def test_vit_demo_smoke(tmp_path):
   assert abs(saved["actual_sparsity"] - 0.5) < 1e-4
   assert (tmp_path / "curves.png").stat().st_size > 0
   assert summary["value"] == saved["value"]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("method", ["soft_movement", "cam_cut", "smooth_cut",
+                                    "pins_sr"])
+def test_model_aware_methods_in_the_demo(tmp_path, method):
+  summary = demo.main(["--task", "vit", "--steps", "6", "--batch", "16",
+                       "--eval-every", "3", "--test-size", "64",
+                       "--sparsity", "0.5", "--skip-dense", "--heldout", "64",
+                       "--score-batches", "2", "--method", method,
+                       "--out", str(tmp_path)])
+  assert summary["method"] == method and 0 <= summary["value"] <= 1
+  if method in ("cam_cut", "smooth_cut"):
+    # per-tensor masks fixed from the first update: floor(0.5 n) per leaf
+    assert abs(summary["actual_sparsity"] - 0.5) < 0.02
+    assert summary["dense_value"] is not None   # the dense model it scored

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["classification_loss", "classification_logits"]
+__all__ = ["classification_loss", "classification_logits", "train_logits"]
 
 
 def _forward(model: Any, params: Any, batch: dict, rng, train: bool):
@@ -49,5 +49,14 @@ def classification_logits(model: Any) -> Callable:
 
   def logits_fn(params, batch):
     return _forward(model, params, batch, None, train=False)
+
+  return logits_fn
+
+
+def train_logits(model: Any) -> Callable:
+  """``logits_fn(params, batch, rng)`` in train mode (dropout from ``rng``)."""
+
+  def logits_fn(params, batch, rng):
+    return _forward(model, params, batch, rng, train=True)
 
   return logits_fn
