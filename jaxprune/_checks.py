@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["check_int", "check_fraction", "check_step_counts"]
+import numpy as np
+
+__all__ = ["check_int", "check_fraction", "check_step_counts", "check_bool",
+           "check_transformation"]
 
 
 def check_int(name: str, value, *, minimum: int) -> int:
@@ -49,3 +52,19 @@ def check_step_counts(total_steps, warmup_steps, final_steps,
         "`warmup_steps + final_steps` must be < `total_steps` (the pruning "
         f"phase needs at least one step), got {warmup} + {final} >= {total}")
   return total, warmup, final
+
+
+def check_bool(name: str, value) -> bool:
+  """Checks that ``value`` is ``True`` or ``False`` (numpy bools included)."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"`{name}` must be True or False, got {value!r}")
+  return bool(value)
+
+
+def check_transformation(name: str, value) -> None:
+  """Checks that ``value`` is an optax transformation (has init and update)."""
+  if not (callable(getattr(value, "init", None))
+          and callable(getattr(value, "update", None))):
+    raise ValueError(
+        f"`{name}` must be an optax GradientTransformation (with init and "
+        f"update), got {value!r}")

@@ -21,6 +21,7 @@ import numpy as np
 import optax
 
 from jaxprune import patterns as patterns_lib
+from jaxprune import _checks
 from jaxprune import schedules as schedules_lib
 from jaxprune import where as where_lib
 
@@ -76,6 +77,8 @@ class PruneState(NamedTuple):
       ``-inf`` with ``monotone=True`` when only weights pruned earlier (which
       rank at ``-inf``) were pruned.
     num_pruned: int32 ``(G,)``, the ``k`` of the last selection per group.
+      With a ``pattern`` other than unstructured, ``G``, ``k`` and the
+      threshold are the pattern's (see :class:`jaxprune.patterns.Layout`).
     stale: bool, whether the scores changed since the last selection.
   """
   count: jax.Array
@@ -213,6 +216,11 @@ def prune(optimizer: optax.GradientTransformation,
         f"`granularity` must be 'global' or 'layer', got {granularity!r}")
   if not isinstance(schedule, schedules_lib.Schedule):
     raise ValueError(f"`schedule` must be a jaxprune Schedule, got {schedule!r}")
+  _checks.check_transformation("optimizer", optimizer)
+  if not isinstance(scorer, Scorer):
+    raise ValueError(f"`scorer` must be a jaxprune.Scorer, got {scorer!r}")
+  _checks.check_bool("persistent_mask", persistent_mask)
+  _checks.check_bool("monotone", monotone)
   inner = optax.with_extra_args_support(optimizer)
   target = float(schedule.target)
   pattern = patterns_lib.resolve(pattern)
@@ -263,10 +271,21 @@ def prune(optimizer: optax.GradientTransformation,
     flags = where_lib.resolve(where, params)
     mask_struct = jax.tree_util.tree_structure(
         _masked_tree(params, flags, lambda x: True))
-    if jax.tree_util.tree_structure(state.masks) != mask_struct:
+    if jax.tree_util.tree_structure(state.masks) != mask_struct or any(
+        np.shape(m) != np.shape(p) for m, p in zip(
+            jax.tree_util.tree_leaves(state.masks),
+            [x for x, f in zip(jax.tree_util.tree_leaves(params), flags)
+             if f])):
       raise ValueError(
           "`state` was created for other params or another `where`: its "
           "masks do not match the prunable leaves of `params`")
+    expected = jax.eval_shape(scorer.init, _masked_tree(params, flags,
+                                                        lambda x: x))
+    if (jax.tree_util.tree_structure(expected)
+        != jax.tree_util.tree_structure(state.scorer_state)):
+      raise ValueError(
+          "`state` holds the score state of another method or scorer: "
+          "create it with this transformation's `init`")
     step = state.count
     treedef = jax.tree_util.tree_structure(params)
     p_leaves = treedef.flatten_up_to(params)

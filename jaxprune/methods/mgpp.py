@@ -217,6 +217,7 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
     >>> int(jnp.sum(params["w"] == 0))
     48
   """
+  _checks.check_transformation("optimizer", optimizer)
   total = _checks.check_int("total_steps", total_steps, minimum=2)
   if warmup_steps is None:
     warmup_steps = int(round(DEFAULT_WARMUP_FRACTION * total))

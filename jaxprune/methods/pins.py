@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxprune import _checks
 from jaxprune import transform
 from jaxprune.methods import _gradual
 from jaxprune.methods import platon as platon_lib
@@ -96,6 +97,7 @@ def pins_scorer(learning_rate: float | Callable | None = None,
     Array([4.], dtype=float32)
   """
   lr_fn = _lr_fn(learning_rate)
+  signed = _checks.check_bool("signed", signed)
 
   def sensitivity(grads, new_params, params, step, inner_state):
     del params

@@ -77,6 +77,7 @@ def seven_scorer(start: int, pruning_steps: int, alpha1: float = 0.8,
   pruning_steps = _checks.check_int("pruning_steps", pruning_steps, minimum=1)
   alpha1 = _checks.check_fraction("alpha1", alpha1)
   alpha2 = _checks.check_fraction("alpha2", alpha2)
+  signed = _checks.check_bool("signed", signed)
   if not eps > 0:
     raise ValueError(f"`eps` must be > 0, got {eps}")
 
