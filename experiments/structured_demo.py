@@ -79,9 +79,10 @@ def main(argv=None):
                                 where=where, num_examples=num_examples,
                                 pattern=pat)
 
-  def run(method, a, model, params0, train_data, test_data, where, out_dir):
+  def run(method, a, model, params0, train_data, test_data, where, out_dir,
+          *extra, **kw):
     res = orig_run(method, a, model, params0, train_data, test_data, where,
-                   out_dir)
+                   out_dir, *extra, **kw)
     if method != "dense" and args.pattern in ("heads_and_neurons", "heads",
                                               "neurons"):
       small = shrink.shrink(model, res["params"])

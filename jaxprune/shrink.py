@@ -378,14 +378,15 @@ def live_units(params: Any, config: Any) -> tuple[list[np.ndarray],
   return heads, neurons
 
 
-def shrink(model: Any, params: Any = None) -> ShrunkModel:
+def shrink(model: Any, params: Any = None, masks: Any = None) -> ShrunkModel:
   """Slices dead heads and neurons out of a Hugging Face Flax BERT/ViT.
 
   Args:
     model: a ``FlaxBertForSequenceClassification`` or
       ``FlaxViTForImageClassification`` (its config is used).
-    params: the pruned params (default ``model.params``); apply the masks
-      first (:func:`jaxprune.export.apply_masks`).
+    params: the pruned params (default ``model.params``).
+    masks: optional pruning state (or mask tree) applied to ``params`` first
+      with :func:`jaxprune.export.apply_masks`.
 
   Returns:
     A :class:`ShrunkModel` whose logits equal ``model(..., params=params)``
@@ -394,6 +395,8 @@ def shrink(model: Any, params: Any = None) -> ShrunkModel:
   config = model.config
   arch = _arch_of(config)
   params = model.params if params is None else params
+  if masks is not None:
+    params = export.apply_masks(params, masks)
   if arch not in params:
     raise ValueError(f"expected classifier params with a top-level {arch!r} "
                      f"entry, got {sorted(params)}")

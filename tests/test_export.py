@@ -65,6 +65,9 @@ def test_shrunk_model_matches_masked_logits(arch, granularity, kill,
         model.params, arch, patterns.heads_and_neurons(2, preset=arch), 0.5,
         granularity)
     masked = export.apply_masks(model.params, state)
+    small_from_state = shrink.shrink(model, model.params, state)
+    assert small_from_state.heads_per_layer == shrink.shrink(
+        model, masked).heads_per_layer
   else:
     masked = _kill(model.params, arch, *kill)
   small = shrink.shrink(model, masked)
