@@ -30,6 +30,7 @@ import optax
 from jaxprune import schedules
 from jaxprune import selection
 from jaxprune import transform
+from jaxprune.methods import _common
 from jaxprune import where as where_lib
 
 __all__ = ["cam_cut_scores", "smooth_cut_scores", "precomputed_scorer",
@@ -129,15 +130,8 @@ def precomputed_scorer(scores: Any) -> transform.Scorer:
     del grads, new_params, params, step
     return state
 
-  def scores(state, new_params):
-    del new_params
-    return state
-
-  def changes_at(step):
-    del step
-    return jnp.asarray(False)
-
-  return transform.Scorer(init, update, scores, changes_at)
+  return transform.Scorer(init, update, _common.state_as_scores,
+                          _common.never)
 
 
 def fixed_mask(optimizer: optax.GradientTransformation, scores: Any, *,

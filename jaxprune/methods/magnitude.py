@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxprune import transform
+from jaxprune.methods import _common
 from jaxprune.methods import _gradual
 
 __all__ = ["magnitude_scorer", "magnitude"]
@@ -40,11 +41,8 @@ def magnitude_scorer() -> transform.Scorer:
     del state
     return jax.tree.map(lambda p: jnp.abs(p.astype(jnp.float32)), new_params)
 
-  def changes_at(step):
-    del step
-    return jnp.asarray(True)
-
-  return transform.Scorer(init, update, scores, changes_at, uses_params=True)
+  return transform.Scorer(init, update, scores, _common.always,
+                          uses_params=True)
 
 
 def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxprune import transform
+from jaxprune.methods import _common
 from jaxprune.methods import _gradual
 
 __all__ = ["movement_scorer", "movement"]
@@ -48,24 +49,14 @@ def movement_scorer() -> transform.Scorer:
     Array([-2.,  2.], dtype=float32)
   """
 
-  def init(params):
-    return jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-
   def update(state, grads, new_params, params, step):
     del new_params, step
     return jax.tree.map(
         lambda s, p, g: s - p.astype(jnp.float32) * g.astype(jnp.float32),
         state, params, grads)
 
-  def scores(state, new_params):
-    del new_params
-    return state
-
-  def changes_at(step):
-    del step
-    return jnp.asarray(True)
-
-  return transform.Scorer(init, update, scores, changes_at)
+  return transform.Scorer(_common.zeros, update, _common.state_as_scores,
+                          _common.always)
 
 
 def movement(optimizer: optax.GradientTransformation, *, sparsity: float,

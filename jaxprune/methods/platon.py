@@ -26,6 +26,7 @@ import optax
 
 from jaxprune import _checks
 from jaxprune import transform
+from jaxprune.methods import _common
 from jaxprune.methods import _gradual
 
 __all__ = ["PlatonScoreState", "platon_scorer", "platon", "window_scorer",
@@ -72,8 +73,7 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
   delta_t = _checks.check_int("delta_t", delta_t, minimum=1)
 
   def init(params):
-    zeros = lambda: jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32),
-                                 params)
+    zeros = lambda: _common.zeros(params)
     return PlatonScoreState(zeros(), zeros(), zeros())
 
   def update(state, grads, new_params, params, step, inner_state=None):

@@ -37,6 +37,7 @@ import optax
 from jaxprune import _checks
 from jaxprune import schedules
 from jaxprune import transform
+from jaxprune.methods import _common
 
 __all__ = ["SevenScoreState", "seven_scorer", "seven"]
 
@@ -82,8 +83,7 @@ def seven_scorer(start: int, pruning_steps: int, alpha1: float = 0.8,
     raise ValueError(f"`eps` must be > 0, got {eps}")
 
   def init(params):
-    zeros = lambda: jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32),
-                                 params)
+    zeros = lambda: _common.zeros(params)
     return SevenScoreState(zeros(), zeros(), zeros())
 
   def update(state, grads, new_params, params, step):
@@ -115,11 +115,7 @@ def seven_scorer(start: int, pruning_steps: int, alpha1: float = 0.8,
     del new_params
     return state.importance
 
-  def changes_at(step):
-    del step
-    return jnp.asarray(True)
-
-  return transform.Scorer(init, update, scores, changes_at)
+  return transform.Scorer(init, update, scores, _common.always)
 
 
 def seven(optimizer: optax.GradientTransformation, *, sparsity: float,

@@ -16,6 +16,7 @@ import optax
 
 from jaxprune import _checks
 from jaxprune import transform
+from jaxprune.methods import _common
 from jaxprune.methods import _gradual
 
 __all__ = ["taylor_scorer", "taylor"]
@@ -34,9 +35,6 @@ def taylor_scorer(beta: float = 0.0) -> transform.Scorer:
   """
   beta = _checks.check_fraction("beta", beta)
 
-  def init(params):
-    return jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-
   def update(state, grads, new_params, params, step):
     del params, step
     return jax.tree.map(
@@ -44,15 +42,8 @@ def taylor_scorer(beta: float = 0.0) -> transform.Scorer:
             p.astype(jnp.float32) * g.astype(jnp.float32)),
         state, new_params, grads)
 
-  def scores(state, new_params):
-    del new_params
-    return state
-
-  def changes_at(step):
-    del step
-    return jnp.asarray(True)
-
-  return transform.Scorer(init, update, scores, changes_at)
+  return transform.Scorer(_common.zeros, update, _common.state_as_scores,
+                          _common.always)
 
 
 def taylor(optimizer: optax.GradientTransformation, *, sparsity: float,
