@@ -75,7 +75,7 @@ _CLI_KEYS = {"method": "method", "sparsity": "sparsity", "model": "model",
              "steps": "steps", "lr": "lr", "eval_every": "eval_every",
              "eval_batch_size": "eval_batch_size",
              "max_train_examples": "max_train_examples",
-             "max_eval_examples": "max_eval_examples"}
+             "max_eval_examples": "max_eval_examples", "pattern": "pattern"}
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -85,6 +85,9 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                   help="Python (defines CONFIG) or JSON config file")
   ap.add_argument("--method", choices=methods.METHODS, default=None)
   ap.add_argument("--sparsity", type=float, default=None)
+  ap.add_argument("--pattern", default=None,
+                  help="sparsity pattern: unstructured (default) or N:M, "
+                  "e.g. 2:4 (heads/neurons: experiments.structured_demo)")
   ap.add_argument("--model", default=None, help="HF hub name or folder")
   ap.add_argument("--out", default=None, help="output folder (results.json, "
                   "log.jsonl, checkpoints); default runs/<script>/<task>_<method>")
@@ -243,10 +246,13 @@ def build_tx(cfg: dict, *, total_steps: int, steps_per_epoch: int,
                          cfg["lr_end_factor"])
   inner = optim.make_optimizer(cfg["optimizer"], lr)
   overrides = method_overrides(cfg, steps_per_epoch, total_steps)
+  pattern = cfg.get("pattern")
   return methods.make_tx(cfg["method"], learning_rate=lr,
                          sparsity=cfg["sparsity"], total_steps=total_steps,
                          where=where, num_examples=num_examples,
                          clip_norm=cfg["clip_norm"], optimizer=inner,
+                         pattern=(None if pattern in (None, "unstructured")
+                                  or cfg["method"] == "dense" else pattern),
                          **overrides), overrides
 
 

@@ -62,12 +62,21 @@ def lr_schedule(lr: float, steps: int) -> optax.Schedule:
 
 
 def build_tx(method: str, sparsity: float, steps: int, lr: float,
-             where: Any, num_examples: int | None = None
+             where: Any, num_examples: int | None = None, pattern: Any = None
              ) -> optax.GradientTransformation:
   """Clip 1.0 -> method(AdamW(lr, 10% linear warm-up, linear decay, wd 0.01))."""
   return methods.make_tx(method, learning_rate=lr_schedule(lr, steps),
                          sparsity=sparsity, total_steps=steps, where=where,
-                         num_examples=num_examples)
+                         num_examples=num_examples, pattern=pattern)
+
+
+def pattern_for(args, model, where) -> Any:
+  """``--pattern`` -> the ``pattern=`` of the factories (None: unstructured)."""
+  if args.pattern in (None, "unstructured"):
+    return None
+  from experiments import structured_demo
+  return structured_demo.make_pattern(
+      args.pattern, model.config.num_attention_heads, where, args.aggregate)
 
 
 def text_task(args):
@@ -162,7 +171,9 @@ def run(method: str, args, model, params0, train_data, test_data, where,
   else:
     plan = model_aware.Plan(
         build_tx(method, args.sparsity, steps, args.lr, where,
-                 num_examples=n_train),
+                 num_examples=n_train,
+                 pattern=(pattern_for(args, model, where)
+                          if method != "dense" else None)),
         jax.tree.map(jnp.array, params0),  # a fresh copy: steps donate
         train.hf.classification_loss(model), lambda b, s: b,
         lambda t, s: t, None, {})
@@ -277,6 +288,11 @@ def main(argv=None):
                   help="cam_cut/smooth_cut: batches to score on")
   ap.add_argument("--heldout", type=int, default=500,
                   help="pins_sr: training sentences held out for the teacher")
+  ap.add_argument("--pattern", default=None,
+                  help="unstructured (default) | N:M (e.g. 2:4) | "
+                  "heads_and_neurons | heads | neurons")
+  ap.add_argument("--aggregate", default="sum",
+                  help="group score of heads/neurons: sum | mean | l2")
   ap.add_argument("--final-lambda", type=float, default=400.0,
                   help="soft_movement: final regulariser weight")
   ap.add_argument("--tensorboard", default=None, metavar="DIR",

@@ -5,6 +5,8 @@ Example:
   >>> tx = jaxprune.platon(optax.adamw(8e-5), sparsity=0.9, total_steps=1000)
 """
 
+from jaxprune import export
+from jaxprune import patterns
 from jaxprune import schedules
 from jaxprune import selection
 from jaxprune import where
@@ -23,7 +25,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MgppPriorState", "PlatonScoreState", "PruneState", "Scorer",
-    "SevenScoreState", "actual_sparsity", "magnitude", "magnitude_scorer",
+    "SevenScoreState", "actual_sparsity", "export", "patterns", "magnitude",
+    "magnitude_scorer",
     "mgpp", "mgpp_prior", "movement", "movement_scorer", "pins",
     "pins_scorer", "platon", "platon_scorer", "prune", "schedules",
     "selection", "seven", "seven_scorer", "SoftMovement", "soft_movement",

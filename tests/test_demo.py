@@ -35,3 +35,12 @@ def test_model_aware_methods_in_the_demo(tmp_path, method):
     # per-tensor masks fixed from the first update: floor(0.5 n) per leaf
     assert abs(summary["actual_sparsity"] - 0.5) < 0.02
     assert summary["dense_value"] is not None   # the dense model it scored
+
+
+def test_demo_structured_pattern(tmp_path):
+  summary = demo.main(["--task", "vit", "--steps", "6", "--batch", "16",
+                       "--eval-every", "3", "--test-size", "64",
+                       "--sparsity", "0.5", "--skip-dense", "--pattern",
+                       "heads_and_neurons", "--out", str(tmp_path)])
+  assert summary["method"] == "platon" and 0 <= summary["value"] <= 1
+  assert summary["actual_sparsity"] > 0.3   # whole heads and neurons zeroed

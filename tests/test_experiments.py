@@ -199,6 +199,14 @@ def test_glue_classification_from_a_paper_config(runs_dir):
   _check_sparsity(r, 0.9)
 
 
+def test_glue_two_four_pattern(runs_dir):
+  r = _run(glue, runs_dir, "sst2_24", "--task", "sst2", "--method",
+           "magnitude", "--sparsity", "0.5", "--pattern", "2:4")
+  # Kernels exactly 2:4; the biases in where="bert" stay dense under N:M.
+  assert r["config"]["pattern"] == "2:4"
+  assert 0.45 < r["actual_sparsity"] < 0.5
+
+
 def test_glue_regression_stsb_dense(runs_dir):
   r = _run(glue, runs_dir, "stsb", "--task", "stsb", "--method", "dense")
   assert set(r["metrics"]) >= {"pearson", "spearman"}
