@@ -274,8 +274,7 @@ def prune(optimizer: optax.GradientTransformation,
     if jax.tree_util.tree_structure(state.masks) != mask_struct or any(
         np.shape(m) != np.shape(p) for m, p in zip(
             jax.tree_util.tree_leaves(state.masks),
-            [x for x, f in zip(jax.tree_util.tree_leaves(params), flags)
-             if f])):
+            selected_leaves(params, flags))):
       raise ValueError(
           "`state` was created for other params or another `where`: its "
           "masks do not match the prunable leaves of `params`")
