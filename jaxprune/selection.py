@@ -216,9 +216,13 @@ def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
   def body(carry):
     (lo, hi, c_lo, c_hi), it = carry
     cand = jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k)
-    active = (hi - lo > 1)[:, None]
-    cand = jnp.where(active, cand, hi[:, None])
-    return refine((lo, hi, c_lo, c_hi), cand), it + 1
+    active = hi - lo > 1
+    cand = jnp.where(active[:, None], cand, hi[:, None])
+    # A finished group keeps its bracket: its filler candidate ``hi`` is
+    # defined, not measured (count(+inf) excludes NaN scores).
+    old = (lo, hi, c_lo, c_hi)
+    new = refine(old, cand)
+    return tuple(jnp.where(active, n, o) for n, o in zip(new, old)), it + 1
 
   (lo, hi, c_lo, c_hi), passes = jax.lax.while_loop(
       not_done, body, (state, jnp.int32(0)))

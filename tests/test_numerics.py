@@ -383,6 +383,19 @@ def test_property_grouped_selection_matches_numpy(leaves, fracs, data):
       assert float(tau[i]) == -np.inf
 
 
+def test_grouped_selection_with_nan_and_inf_beside_a_longer_search():
+  """Regression (found by the property test): group 0 finishes its search
+  at +inf while group 1 still searches; group 0 must not re-measure +inf
+  (its count excludes the NaN) and so lose the +inf from its ties."""
+  leaves = [np.float32(np.nan), np.float32(0.0),
+            np.array([1e30, -1, 1e-30, -1, np.inf, 1e-30, 1e30], np.float32)]
+  masks, tau = _prune_masks_grouped([jnp.asarray(x) for x in leaves],
+                                    jnp.array([8, 0], jnp.int32), (0, 1, 0), 2)
+  assert [bool(m) for m in masks[:2]] == [False, True]
+  np.testing.assert_array_equal(np.asarray(masks[2]), np.zeros(7, bool))
+  assert np.isnan(float(tau[0])) and float(tau[1]) == -np.inf
+
+
 _FLOOR_MUL_N = [0, 1, 7, 999, 2**24 + 1, 85_017_600, 2**31 - 1]
 _floor_mul_all = jax.jit(lambda p: jnp.stack(
     [selection.floor_mul(n, p) for n in _FLOOR_MUL_N]))
