@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-# Tests and docstring examples run in two interpreters: one long-lived process
-# compiling ~1000 XLA programs crashed (segfault inside XLA's CPU compiler) on
-# this 2-core machine twice, both times in a doctest after all tests passed.
+# Tests run in two worker processes (pytest-xdist, whole files per worker),
+# the docstring examples in a third interpreter: one long-lived process
+# compiling ~1000 XLA programs crashed (segfault inside XLA's CPU compiler)
+# three times on this 2-core machine, always late in the run.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 	$(PY) -m pytest -q jaxprune
 
 demo: $(STAMP)

@@ -48,11 +48,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import jaxprune
 from experiments import methods
+from experiments import model_aware
 from experiments.tasks import optim
 from jaxprune import train
 
 __all__ = ["base_parser", "load_config", "resolve_settings", "to_steps",
-           "resolve_where", "build_tx", "Trainer", "batched_predict",
+           "resolve_where", "build_tx", "Trainer", "train_and_evaluate",
+           "batched_predict",
            "write_results", "maybe_initialize_distributed"]
 
 #: Defaults shared by every script (scripts add their own on top).
@@ -62,7 +64,7 @@ BASE_DEFAULTS: dict[str, Any] = {
     "ckpt_every": 0, "lr": 5e-5, "lr_schedule": "linear", "lr_warmup": 0.1,
     "lr_end_factor": 0.0, "optimizer": {"name": "adamw", "weight_decay": 0.01},
     "clip_norm": 1.0, "method_args": {}, "max_train_examples": None,
-    "max_eval_examples": None,
+    "max_eval_examples": None, "score_batches": 50, "final_lambda": 400.0,
 }
 
 #: Factory keywords that every gradual method of this package accepts.
@@ -75,7 +77,8 @@ _CLI_KEYS = {"method": "method", "sparsity": "sparsity", "model": "model",
              "steps": "steps", "lr": "lr", "eval_every": "eval_every",
              "eval_batch_size": "eval_batch_size",
              "max_train_examples": "max_train_examples",
-             "max_eval_examples": "max_eval_examples", "pattern": "pattern"}
+             "max_eval_examples": "max_eval_examples", "pattern": "pattern",
+             "score_batches": "score_batches", "final_lambda": "final_lambda"}
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -83,7 +86,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
   ap = argparse.ArgumentParser(description=description)
   ap.add_argument("--config", default=None,
                   help="Python (defines CONFIG) or JSON config file")
-  ap.add_argument("--method", choices=methods.METHODS, default=None)
+  ap.add_argument("--method", choices=methods.METHODS + model_aware.METHODS,
+                  default=None)
   ap.add_argument("--sparsity", type=float, default=None)
   ap.add_argument("--pattern", default=None,
                   help="sparsity pattern: unstructured (default) or N:M, "
@@ -109,6 +113,11 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                   help="call jax.distributed.initialize() (multi-host); "
                   "also on when JAXPRUNE_DISTRIBUTED=1")
   ap.add_argument("--no-progress", action="store_true")
+  ap.add_argument("--score-batches", type=int, default=None,
+                  help="cam_cut/smooth_cut: training batches to score on "
+                  "(default 50)")
+  ap.add_argument("--final-lambda", type=float, default=None,
+                  help="soft_movement: final regulariser weight (default 400)")
   return ap
 
 
@@ -237,13 +246,19 @@ def method_overrides(cfg: dict, steps_per_epoch: int,
   return args
 
 
+def lr_schedule(cfg: dict, *, total_steps: int, steps_per_epoch: int):
+  """The run's learning-rate schedule."""
+  warmup = min(to_steps(cfg["lr_warmup"], steps_per_epoch, total_steps),
+               total_steps - 1)
+  return optim.lr_schedule(cfg["lr_schedule"], cfg["lr"], total_steps, warmup,
+                           cfg["lr_end_factor"])
+
+
 def build_tx(cfg: dict, *, total_steps: int, steps_per_epoch: int,
              num_examples: int, where: Any):
   """The run's optax transformation, through :func:`methods.make_tx`."""
-  warmup = min(to_steps(cfg["lr_warmup"], steps_per_epoch, total_steps),
-               total_steps - 1)
-  lr = optim.lr_schedule(cfg["lr_schedule"], cfg["lr"], total_steps, warmup,
-                         cfg["lr_end_factor"])
+  lr = lr_schedule(cfg, total_steps=total_steps,
+                   steps_per_epoch=steps_per_epoch)
   inner = optim.make_optimizer(cfg["optimizer"], lr)
   overrides = method_overrides(cfg, steps_per_epoch, total_steps)
   pattern = cfg.get("pattern")
@@ -312,21 +327,32 @@ class Trainer:
       augmentation; ``global_indices`` (the whole batch over all hosts) lets
       every host pick the same padded length.
     where: prunable leaves.
+    plan: a model-aware method's :class:`experiments.model_aware.Plan`
+      (its transformation, trained tree, loss and hooks replace ``cfg``'s
+      method, ``params`` and ``loss_fn``); ``None`` for the others.
   """
 
   def __init__(self, cfg: dict, loss_fn: Callable, params: Any,
                train_size: int,
                make_batch: Callable[[np.ndarray, int, np.ndarray], dict],
-               where: Any):
+               where: Any, plan: model_aware.Plan | None = None):
     self.cfg = cfg
     self.where = where
     self.train_size = train_size
     self.make_batch = make_batch
+    self.plan = plan
+    self._last_step = 0
     self.total_steps, self.steps_per_epoch = steps_for(cfg, train_size)
-    self.tx, self.overrides = build_tx(
-        cfg, total_steps=self.total_steps,
-        steps_per_epoch=self.steps_per_epoch, num_examples=train_size,
-        where=where)
+    if plan is None:
+      self.tx, self.overrides = build_tx(
+          cfg, total_steps=self.total_steps,
+          steps_per_epoch=self.steps_per_epoch, num_examples=train_size,
+          where=where)
+    else:
+      self.tx = plan.tx
+      self.overrides = {k: v for k, v in plan.info.items()
+                        if isinstance(v, (int, float, str))}
+      loss_fn, params = plan.loss_fn, plan.start
     self.parallel = cfg["parallel"]
     batch = cfg["batch_size"]
     nproc = jax.process_count()
@@ -343,7 +369,7 @@ class Trainer:
   def _setup(self, loss_fn: Callable, params: Any) -> None:
     tx = self.tx
     if self.parallel == "single":
-      self.params = jax.tree.map(jnp.asarray, params)
+      self.params = jax.tree.map(jnp.array, params)  # a copy: steps donate
       self.opt_state = tx.init(self.params)
       self.step_fn = train.make_train_step(loss_fn, tx)
       self._put = lambda b: b
@@ -370,7 +396,7 @@ class Trainer:
     param_sh = jax.tree.map(lambda _: rep, params)
     opt_sh = train.opt_state_shardings(tx, params, param_sh, mesh)
     batch_sh = NamedSharding(mesh, P("data"))
-    self.params = jax.device_put(params, param_sh)
+    self.params = jax.device_put(params, param_sh, may_alias=False)
     self.opt_state = jax.jit(tx.init, out_shardings=opt_sh)(self.params)
     self.step_fn = train.make_sharded_train_step(
         loss_fn, tx, param_shardings=param_sh, opt_state_shardings=opt_sh,
@@ -383,7 +409,24 @@ class Trainer:
     b = self.cfg["batch_size"]
     idx = self.order[step * b:(step + 1) * b]
     lo = jax.process_index() * self.local_batch
-    return self.make_batch(idx[lo:lo + self.local_batch], step, idx)
+    batch = self.make_batch(idx[lo:lo + self.local_batch], step, idx)
+    if self.plan is None:
+      return batch
+    self._last_step = step
+    return jax.tree.map(np.asarray, self.plan.batch(batch, step))
+
+  def global_batch(self, step: int) -> dict:
+    """The whole batch of ``step`` (every host gets the same)."""
+    b = self.cfg["batch_size"]
+    idx = self.order[step * b:(step + 1) * b]
+    return self.make_batch(idx, step, idx)
+
+  def model_params(self, trained: Any, step: int | None = None) -> Any:
+    """The model's params from the trained tree (single-device layout)."""
+    if self.plan is None:
+      return trained
+    return self.plan.to_params(trained, self._last_step if step is None
+                               else step)
 
   def _every(self, key: str) -> int:
     value = self.cfg.get(key) or 0
@@ -399,11 +442,18 @@ class Trainer:
     def step(p, o, batch, rng, s):
       return step_fn(p, o, put(batch), rng, s)
 
+    def eval_fn(p):
+      params = self.model_params(self.eval_params(p))
+      result = evaluate(params)
+      if self.plan is not None and self.plan.on_eval is not None:
+        self.plan.on_eval(params)
+      return result
+
     t0 = time.time()
     params, opt_state, records = train.fit(
         step, self.params, self.opt_state, self.batch, self.total_steps,
         rng=jax.random.PRNGKey(self.cfg["seed"]),
-        eval_fn=lambda p: evaluate(self.eval_params(p)),
+        eval_fn=eval_fn,
         eval_every=self._every("eval_every"),
         log_path=(os.path.join(out, "log.jsonl")
                   if jax.process_index() == 0 else None),
@@ -413,7 +463,7 @@ class Trainer:
         progress=not self.cfg.get("no_progress"),
         desc=f"{self.cfg['task']}/{self.cfg['method']}")
     self.opt_state = opt_state
-    params = self.eval_params(params)
+    params = self.model_params(self.eval_params(params), self.total_steps - 1)
     if not any("eval" in r for r in records):  # resumed from a finished run
       result = dict(evaluate(params))
       sparsity = train.mask_sparsity(opt_state)
@@ -421,6 +471,79 @@ class Trainer:
         result["mask_sparsity"] = max(sparsity, 0.0)
       records.append({"step": self.total_steps, "eval": result})
     return params, records, time.time() - t0
+
+
+def train_and_evaluate(cfg: dict, *, model: Any, loss_fn: Callable,
+                       params: Any, train_size: int,
+                       make_batch: Callable[[np.ndarray, int, np.ndarray],
+                                            dict],
+                       where: Any, evaluate: Callable[[Any], dict],
+                       primary: str, out: str, classification: bool = True
+                       ) -> tuple[Trainer, Any, list[dict], float, dict]:
+  """Trains ``cfg["method"]``; model-aware methods included.
+
+  For ``cam_cut``/``smooth_cut`` a dense fine-tuning runs first (in
+  ``out/dense``), is scored on ``cfg["score_batches"]`` training batches,
+  and the pretrained ``params`` are rewound under the fixed mask. For
+  ``pins_sr`` the teacher is the best checkpoint so far by ``primary`` on
+  the evaluation split (as the PINS code does; the demo uses a held-out
+  training split instead), refreshed at every evaluation (default: ten
+  per run); the teacher is not checkpointed, a resumed run restarts it
+  from ``params``.
+
+  Returns:
+    ``(trainer, model params, records, train seconds, info)``.
+  """
+  method = cfg["method"]
+  if method not in model_aware.METHODS:
+    trainer = Trainer(cfg, loss_fn, params, train_size, make_batch, where)
+    trained, records, seconds = trainer.fit(out, evaluate)
+    return trainer, trained, records, seconds, {}
+  total_steps, steps_per_epoch = steps_for(cfg, train_size)
+  info: dict[str, Any] = {}
+  dense_params, score_batches = None, []
+  dense_seconds = 0.0
+  if method in ("cam_cut", "smooth_cut"):
+    dense = Trainer({**cfg, "method": "dense"}, loss_fn, params, train_size,
+                    make_batch, where)
+    dense_params, dense_records, dense_seconds = dense.fit(
+        os.path.join(out, "dense"), evaluate)
+    finals = [r["eval"] for r in dense_records if "eval" in r]
+    info["dense"] = {"metrics": finals[-1] if finals else {},
+                     "train_seconds": dense_seconds}
+    # The first batches of the run's order, whole on every host, so that
+    # all hosts compute the same scores and masks.
+    score_batches = (jax.tree.map(jnp.asarray, dense.global_batch(s))
+                     for s in range(min(cfg["score_batches"], total_steps)))
+  last: dict[str, Any] = {}
+
+  def evaluate_and_keep(p):
+    last["result"] = evaluate(p)
+    return last["result"]
+
+  if method == "pins_sr" and not cfg.get("eval_every"):
+    cfg = {**cfg, "eval_every": max(1, total_steps // 10)}
+  optimizer = cfg.get("optimizer") or {}
+  plan = model_aware.plan(
+      method, model=model, params0=params,
+      learning_rate=lr_schedule(cfg, total_steps=total_steps,
+                                steps_per_epoch=steps_per_epoch),
+      sparsity=cfg["sparsity"], total_steps=total_steps, where=where,
+      num_examples=train_size,
+      weight_decay=optimizer.get("weight_decay", 0.01),
+      clip_norm=cfg["clip_norm"], dense_params=dense_params,
+      score_batches=score_batches,
+      heldout_accuracy=lambda p: last["result"][primary],
+      final_lambda=cfg["final_lambda"],
+      rng=jax.random.PRNGKey(cfg["seed"]), loss_fn=loss_fn,
+      classification=classification)
+  trainer = Trainer(cfg, loss_fn, params, train_size, make_batch, where,
+                    plan=plan)
+  trained, records, seconds = trainer.fit(out, evaluate_and_keep)
+  teacher = plan.info.get("teacher")
+  if teacher is not None:
+    info["teacher"] = {"best": teacher.best, "refreshes": teacher.refreshes}
+  return trainer, trained, records, seconds + dense_seconds, info
 
 
 def _jsonable(x: Any) -> Any:

@@ -264,7 +264,8 @@ def plot(path: str, dense: dict | None, pruned: dict, method: str) -> None:
   plt.close(fig)
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
+  """The demo's settings (defaults filled in)."""
   ap = argparse.ArgumentParser(
       description="Offline pruning demo (dense vs pruned, same budget).")
   ap.add_argument("--task", choices=("text", "vit"), default="text")
@@ -302,6 +303,11 @@ def main(argv=None):
   args = ap.parse_args(argv)
   if args.lr is None:
     args.lr = 2e-4 if args.task == "text" else 1e-3
+  return args
+
+
+def main(argv=None):
+  args = parse_args(argv)
   out = args.out or ("runs/demo" if args.task == "text" else "runs/demo_vit")
   os.makedirs(out, exist_ok=True)
   t0 = time.time()

@@ -240,13 +240,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
       result.update(compute_metrics(task, feats["labels"], outputs, prefix))
     return result
 
-  trainer = common.Trainer(cfg, loss_fn, model.params,
-                           len(train_set["labels"]), make_batch, where)
-  params, records, train_seconds = trainer.fit(out, evaluate)
+  trainer, params, records, train_seconds, info = common.train_and_evaluate(
+      cfg, model=model, loss_fn=loss_fn, params=model.params,
+      train_size=len(train_set["labels"]), make_batch=make_batch,
+      where=where, evaluate=evaluate, primary=primary_metric(task), out=out,
+      classification=spec.num_labels > 1)
   result = common.write_results(
       out, trainer, params, records, primary=primary_metric(task),
       seconds=time.time() - t0, train_seconds=train_seconds,
-      info={"family": "glue",
+      info={"family": "glue", **info,
             "eval_examples": {s: len(f["labels"]) for s, f in
                               eval_sets.items()}})
   print(f"{task} {cfg['method']} sparsity {result['actual_sparsity']:.4f}: "

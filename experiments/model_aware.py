@@ -88,7 +88,8 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
          dense_params: Any = None, score_batches: Iterable[dict] = (),
          heldout_accuracy: Callable[[Any], float] | None = None,
          final_lambda: float = 400.0, final_threshold: float = 0.1,
-         rng: jax.Array | None = None) -> Plan:
+         rng: jax.Array | None = None, loss_fn: Callable | None = None,
+         classification: bool = True) -> Plan:
   """Builds the :class:`Plan` of ``method`` for a Hugging Face Flax model.
 
   Args:
@@ -108,8 +109,12 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
       (``pins_sr``'s teacher refresh).
     final_lambda, final_threshold: soft movement's regulariser and threshold.
     rng: PRNG key for the noisy passes.
+    loss_fn: the task's ``(params, batch, rng) -> (loss, aux)``; default:
+      cross-entropy of ``model``'s logits.
+    classification: whether ``model`` has a classification head (logits
+      over classes); ``pins_sr``'s distillation needs one.
   """
-  base_loss = train.hf.classification_loss(model)
+  base_loss = loss_fn or train.hf.classification_loss(model)
   inner = optax.adamw(learning_rate, weight_decay=weight_decay)
   clip = optax.clip_by_global_norm(clip_norm)
   same = lambda b, s: b
@@ -137,6 +142,10 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
     return Plan(tx, deepcuts.rewind(params0, masks), base_loss, same,
                 lambda t, s: t, None, {"granularity": "layer"})
   if method == "pins_sr":
+    if not classification:
+      raise ValueError("`method` pins_sr distils class probabilities and "
+                       "needs a classification head (not regression or "
+                       "span prediction); use pins there")
     if heldout_accuracy is None:
       raise ValueError("pins_sr needs `heldout_accuracy` for the teacher")
     tx = methods_lib.make_tx("pins", learning_rate=learning_rate,

@@ -235,14 +235,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
                          cfg["max_answer_length"])
     return metrics.squad_evaluate(dict(zip(dev["id"], answers)), references)
 
-  trainer = common.Trainer(cfg, text.span_loss(model), model.params,
-                           len(train_set["start_positions"]), make_batch,
-                           where)
-  params, records, train_seconds = trainer.fit(out, evaluate)
+  trainer, params, records, train_seconds, info = common.train_and_evaluate(
+      cfg, model=model, loss_fn=text.span_loss(model), params=model.params,
+      train_size=len(train_set["start_positions"]), make_batch=make_batch,
+      where=where, evaluate=evaluate, primary="f1", out=out,
+      classification=False)
   result = common.write_results(
       out, trainer, params, records, primary="f1", seconds=time.time() - t0,
       train_seconds=train_seconds,
-      info={"family": "squad", "eval_examples": len(references),
+      info={"family": "squad", **info, "eval_examples": len(references),
             "eval_windows": int(len(dev_set["example"])),
             "train_questions": len(train_cols["id"])})
   m = result["metrics"]

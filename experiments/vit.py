@@ -236,14 +236,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
     return {"accuracy": 100 * metrics.accuracy(eval_labels,
                                                np.argmax(logits, -1))}
 
-  trainer = common.Trainer(cfg, train.hf.classification_loss(model),
-                           model.params, len(train_labels), make_batch,
-                           common.resolve_where(cfg["where"]))
-  params, records, train_seconds = trainer.fit(out, evaluate)
+  trainer, params, records, train_seconds, info = common.train_and_evaluate(
+      cfg, model=model, loss_fn=train.hf.classification_loss(model),
+      params=model.params, train_size=len(train_labels),
+      make_batch=make_batch, where=common.resolve_where(cfg["where"]),
+      evaluate=evaluate, primary="accuracy", out=out)
   result = common.write_results(
       out, trainer, params, records, primary="accuracy",
       seconds=time.time() - t0, train_seconds=train_seconds,
-      info={"family": "vit", "eval_examples": len(eval_labels),
+      info={"family": "vit", **info, "eval_examples": len(eval_labels),
             "num_labels": num_labels})
   print(f"{cfg['task']} {cfg['method']} sparsity "
         f"{result['actual_sparsity']:.4f}: accuracy "

@@ -268,6 +268,44 @@ def test_vit_smoke_pmap_in_a_fresh_interpreter(runs_dir):
   _check_sparsity(r, 0.9)
 
 
+# Model-aware methods (own folders: collect_results counts runs_dir).
+def test_glue_soft_movement(tmp_path):
+  r = _run(glue, tmp_path, "sst2_soft", "--task", "sst2", "--method",
+           "soft_movement", "--final-lambda", "50")
+  assert r["method"] == "soft_movement" and r["method_args"]["final_lambda"] == 50
+  # Its regulariser decides the sparsity (6 steps: the threshold has barely
+  # left its warm-up); the model and the metrics come from the masked params.
+  assert 0 <= r["actual_sparsity"] < 1 and "accuracy" in r["metrics"]
+
+
+def test_glue_cam_cut_fine_tunes_dense_then_rewinds(tmp_path):
+  r = _run(glue, tmp_path, "rte_cam", "--task", "rte", "--method", "cam_cut",
+           "--sparsity", "0.8", "--score-batches", "2")
+  assert os.path.exists(tmp_path / "rte_cam" / "dense" / "log.jsonl")
+  assert "accuracy" in r["dense"]["metrics"]
+  _check_sparsity(r, 0.8)
+
+
+def test_squad_smooth_cut(tmp_path):
+  r = _run(squad, tmp_path, "squad_smooth", "--method", "smooth_cut",
+           "--sparsity", "0.5", "--score-batches", "1")
+  assert 0 <= r["metrics"]["f1"] <= 100
+  _check_sparsity(r, 0.5)
+
+
+def test_glue_pins_self_regularization_refreshes_its_teacher(tmp_path):
+  r = _run(glue, tmp_path, "sst2_pins_sr", "--task", "sst2", "--method",
+           "pins_sr", "--sparsity", "0.6", "--eval-every", "3")
+  assert r["teacher"]["refreshes"] >= 1 and r["teacher"]["best"] is not None
+  _check_sparsity(r, 0.6)
+
+
+def test_pins_sr_needs_a_classification_head(tmp_path):
+  with pytest.raises(ValueError, match="pins_sr.*classification head"):
+    glue.main(["--smoke", "--no-progress", "--task", "stsb", "--method",
+               "pins_sr", "--out", str(tmp_path / "stsb")])
+
+
 def test_collect_results_over_the_smoke_runs(runs_dir):
   table = collect_results.main([str(runs_dir), "--best"])
   lines = table.strip().splitlines()

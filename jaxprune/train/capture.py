@@ -86,10 +86,11 @@ def noisy_mean_grads(loss_fn: Callable, *, sigma: float = 1e-3,
   one_pass = noisy_grads(loss_fn, sigma=sigma)
 
   def fn(params, batch, rng):
-    total = None
-    for i in range(passes):
+    def add_pass(i, total):  # a loop, not unrolled: one pass is compiled
       g = one_pass(params, batch, jax.random.fold_in(rng, i))
-      total = g if total is None else jax.tree.map(jnp.add, total, g)
+      return jax.tree.map(jnp.add, total, g)
+    total = jax.lax.fori_loop(0, passes, add_pass,
+                              jax.tree.map(jnp.zeros_like, params))
     return jax.tree.map(lambda x: x / passes, total)
 
   return fn

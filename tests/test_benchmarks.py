@@ -1,0 +1,115 @@
+"""Smoke tests of the benchmark scripts at tiny sizes (no timing assertions).
+
+Each script runs in a subprocess (``benchmarks/sharding.py`` must set
+``XLA_FLAGS`` before jax is imported) and its JSON output is checked for the
+expected keys. The persistent pruning-state sizes of ``benchmarks/memory.py``
+come from ``jax.eval_shape`` and are deterministic: they are checked against
+the sizes derived by hand from each method's state definition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("flax")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+if BENCH not in sys.path:
+  sys.path.insert(0, BENCH)
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+
+def _run(script: str, out: str, *args: str) -> dict:
+  env = dict(os.environ)
+  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run(
+      [sys.executable, os.path.join(BENCH, script), "--out", out, *args],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(out) as f:
+    return json.load(f)
+
+
+def test_method_overhead_tiny(tmp_path):
+  out = _run("method_overhead.py", str(tmp_path / "m.json"), "--model-size",
+             "tiny", "--rounds", "1", "--warmup", "0", "--piece-repeats", "1",
+             "--batch", "2", "--seq", "16", "--methods", "platon", "movement")
+  for key in ("environment", "loadavg_before", "loadavg_after", "train",
+              "pieces", "markdown", "settings"):
+    assert key in out
+  for m in ("platon", "movement"):
+    r = out["train"]["methods"][m]
+    assert r["selection_as_expected"], r
+    for kind in ("ordinary", "event"):
+      assert {"times_s", "median_s", "overhead_mean"} <= set(r[kind])
+    pieces = out["pieces"]["methods"][m]
+    assert {"score_update", "selection", "masking"} <= set(pieces)
+    assert pieces["selection"]["exact"]
+
+
+def test_memory_tiny(tmp_path):
+  out = _run("memory.py", str(tmp_path / "mem.json"), "--model-size", "tiny",
+             "--methods", "platon", "seven", "--train-step-methods")
+  assert {"state", "transient", "markdown", "loadavg_before"} <= set(out)
+  assert set(out["state"]) == {"platon", "seven"}
+  rows = out["transient"]["rows"]
+  assert any(r.get("what") == "prune_masks" for r in rows.values())
+  assert any(r.get("method") == "platon" and r.get("step") == "event"
+             for r in rows.values())
+
+
+def test_sharding_tiny(tmp_path):
+  out = _run("sharding.py", str(tmp_path / "sh.json"), "--layers", "2",
+             "--hidden", "64", "--ffn", "256", "--repeats", "1")
+  assert out["environment"]["devices"] == 8
+  assert out["all_identical"]
+  assert {"rows", "markdown", "loadavg_before", "loadavg_after"} <= set(out)
+
+
+#: Per prunable weight, by hand from each method's state definition:
+#: float32 score arrays (4 bytes each) + the bool mask (1 byte).
+#: PLATON / PINS: Iwin, Ibar, Ubar; SEVEN: importance, m, v; Taylor (EMA)
+#: and movement: one score array; magnitude and MGPP: no score state.
+EXPECTED_FLOAT32_ARRAYS = {"platon": 3, "pins": 3, "seven": 3, "taylor": 1,
+                           "movement": 1, "magnitude": 0, "mgpp": 0}
+
+
+@pytest.mark.parametrize("method", sorted(EXPECTED_FLOAT32_ARRAYS))
+def test_pruning_state_bytes_tiny(method):
+  import memory  # benchmarks/memory.py
+  import platon_overhead
+  from jaxprune import where as where_lib
+
+  params = memory.param_shapes("tiny")
+  # The shapes come from the benchmark model itself.
+  model, _ = platon_overhead.build_model("tiny", 0)
+  assert (jax.tree.map(lambda x: (x.shape, x.dtype), params)
+          == jax.tree.map(lambda x: (x.shape, x.dtype), model.params))
+  flags = where_lib.resolve("bert", params)
+  sel = [x for x, f in zip(jax.tree_util.tree_leaves(params), flags) if f]
+  n = sum(int(np.prod(x.shape)) for x in sel)
+  r = memory.state_breakdown(method, params)
+  assert r["n"] == n
+  per_weight = 4 * EXPECTED_FLOAT32_ARRAYS[method] + 1
+  assert r["per_weight_bytes"] == per_weight * n
+  assert r["bytes_per_weight"] == per_weight
+  assert r["bytes_per_weight"] <= memory.TARGET_BYTES_PER_WEIGHT
+  assert r["meets_target"]
+  # Constant part: count (int32) + stale (bool) + threshold and num_pruned
+  # (float32 / int32 per group: one group, or one per leaf for movement's
+  # per-layer selection) + MGPP's prior step counter (int32).
+  groups = len(sel) if method == "movement" else 1
+  constant = 4 + 1 + 8 * groups + (4 if method == "mgpp" else 0)
+  assert r["constant_bytes"] == constant
+  assert r["total_bytes"] == per_weight * n + constant

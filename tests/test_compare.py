@@ -1,0 +1,100 @@
+"""experiments/compare.py: the grid, the resume, the tables (fake training)."""
+import csv
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import compare
+from experiments import demo
+
+
+def test_summarize_and_markdown_by_hand():
+  rows = [{"method": "dense", "sparsity": 0.0, "seed": 0, "accuracy": 0.86},
+          {"method": "dense", "sparsity": 0.0, "seed": 1, "accuracy": 0.84},
+          {"method": "platon", "sparsity": 0.5, "seed": 0, "accuracy": 0.8},
+          {"method": "platon", "sparsity": 0.5, "seed": 1, "accuracy": 0.9}]
+  stats = compare.summarize(rows)
+  assert stats[("dense", 0.0)] == (0.85, 0.01, 2)
+  assert stats[("platon", 0.5)] == (0.85, 0.05, 2)
+  table = compare.markdown(rows, [0.5, 0.8])
+  assert "| dense (0.0) | 85.0 ± 1.0 (2) |" in table
+  assert "| platon | 85.0 ± 5.0 (2) | — |" in table
+
+
+@pytest.fixture
+def fake_demo(monkeypatch):
+  """demo.run without training: accuracy from (method, sparsity, seed)."""
+  calls = []
+  params0 = {"w": jnp.ones((4,))}
+
+  def text_task(args):
+    return None, params0, {}, {}, "bert", {}
+
+  def run(method, args, model, p0, train_data, test_data, where, out,
+          dense_params=None):
+    calls.append((method, args.sparsity, args.seed, dense_params is not None))
+    acc = 0.9 - 0.1 * (method != "dense") * args.sparsity + 0.01 * args.seed
+    return {"params": {"w": jnp.zeros((4,))}, "final": {"accuracy": acc},
+            "seconds": 1.0, "evals": [], "method_info": {}}
+
+  monkeypatch.setattr(demo, "text_task", text_task)
+  monkeypatch.setattr(demo, "run", run)
+  monkeypatch.setattr(compare, "_actual_sparsity", lambda p, where: 0.5)
+  return calls
+
+
+def test_grid_resumes_and_writes_tables(tmp_path, fake_demo):
+  argv = ["--methods", "platon", "cam_cut", "--sparsities", "0.5", "0.9",
+          "--seeds", "2", "--steps", "3", "--out", str(tmp_path / "cells"),
+          "--results", str(tmp_path / "res")]
+  rows = compare.main(argv)
+  assert len(rows) == 2 * (1 + 2 * 2) == len(fake_demo)
+  # Dense first for each seed; cam_cut gets the dense params.
+  assert fake_demo[0] == ("dense", 0.0, 0, False)
+  assert all(c[3] for c in fake_demo if c[0] == "cam_cut")
+  assert os.path.exists(tmp_path / "cells" / "dense_s1.msgpack")
+  with open(tmp_path / "res" / "compare.csv") as f:
+    table = list(csv.DictReader(f))
+  assert len(table) == 10
+  row = next(r for r in table if r["method"] == "platon"
+             and r["sparsity"] == "0.9" and r["seed"] == "1")
+  assert float(row["accuracy"]) == pytest.approx(0.9 - 0.09 + 0.01)
+  assert float(row["dense_accuracy"]) == pytest.approx(0.91)
+  md = open(tmp_path / "res" / "compare.md").read()
+  assert "| platon | 85.5 ± 0.5 (2) | 81.5 ± 0.5 (2) |" in md
+  assert os.path.getsize(tmp_path / "res" / "compare.png") > 0
+
+  # Finished cells are not rerun; a removed one (and only it) is, and
+  # cam_cut reloads the saved dense params.
+  del fake_demo[:]
+  os.remove(tmp_path / "cells" / "cam_cut_0.9_s1.json")
+  again = compare.main(argv)
+  assert fake_demo == [("cam_cut", 0.9, 1, True)]
+  key = lambda r: json.dumps({k: v for k, v in r.items()
+                              if k != "wall_seconds"}, sort_keys=True)
+  assert sorted(map(key, again)) == sorted(map(key, rows))
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--methods", "nope"], "--methods"),
+    (["--methods", "dense"], "--methods"),
+    (["--sparsities", "1.0"], "--sparsities"),
+    (["--seeds", "0"], "--seeds"),
+    (["--epochs", "2"], "--glue"),
+])
+def test_bad_arguments(argv, match, tmp_path):
+  with pytest.raises(SystemExit, match=match):
+    compare.main([*argv, "--out", str(tmp_path)])
+
+
+def test_glue_grid_smoke(tmp_path):
+  rows = compare.main(["--glue", "rte", "--smoke", "--methods", "magnitude",
+                       "--sparsities", "0.5", "--seeds", "1",
+                       "--out", str(tmp_path / "cells"),
+                       "--results", str(tmp_path / "res")])
+  assert [r["method"] for r in rows] == ["dense", "magnitude"]
+  assert rows[1]["actual_sparsity"] == pytest.approx(0.5, abs=1e-3)
+  assert np.isfinite(rows[1]["accuracy"])
