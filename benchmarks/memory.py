@@ -286,7 +286,8 @@ def state_table(states: dict) -> str:
         f"{name.replace('scorer_state.', '')} {f['bytes'] / n:g}"
         for name, f in r["fields"].items() if f["per_weight"])
     consts = ", ".join(f"{name} {f['bytes']}" for name, f in
-                       r["fields"].items() if not f["per_weight"])
+                       r["fields"].items()
+                       if not f["per_weight"] and f["bytes"])
     lines.append(
         f"| {m} | {r['bytes_per_weight']:g} | {parts or '-'} | "
         f"{r['constant_bytes']} ({consts}) | "
