@@ -44,11 +44,11 @@ def _run(script: str, out: str, *args: str) -> dict:
 def test_method_overhead_tiny(tmp_path):
   out = _run("method_overhead.py", str(tmp_path / "m.json"), "--model-size",
              "tiny", "--rounds", "1", "--warmup", "0", "--piece-repeats", "1",
-             "--batch", "2", "--seq", "16", "--methods", "platon", "movement")
+             "--batch", "2", "--seq", "16", "--methods", "platon")
   for key in ("environment", "loadavg_before", "loadavg_after", "train",
               "pieces", "markdown", "settings"):
     assert key in out
-  for m in ("platon", "movement"):
+  for m in ("platon",):
     r = out["train"]["methods"][m]
     assert r["selection_as_expected"], r
     for kind in ("ordinary", "event"):
@@ -60,12 +60,13 @@ def test_method_overhead_tiny(tmp_path):
 
 def test_memory_tiny(tmp_path):
   out = _run("memory.py", str(tmp_path / "mem.json"), "--model-size", "tiny",
-             "--methods", "platon", "seven", "--train-step-methods")
+             "--methods", "platon", "--traced-only", "--train-step-methods")
   assert {"state", "transient", "markdown", "loadavg_before"} <= set(out)
-  assert set(out["state"]) == {"platon", "seven"}
+  assert set(out["state"]) == {"platon"}
+  assert out["state"]["platon"]["bytes_per_weight"] == 13
   rows = out["transient"]["rows"]
   assert any(r.get("what") == "prune_masks" for r in rows.values())
-  assert any(r.get("method") == "platon" and r.get("step") == "event"
+  assert any(r.get("method") == "platon" and r.get("step") == "traced"
              for r in rows.values())
 
 
