@@ -396,7 +396,9 @@ class Trainer:
     param_sh = jax.tree.map(lambda _: rep, params)
     opt_sh = train.opt_state_shardings(tx, params, param_sh, mesh)
     batch_sh = NamedSharding(mesh, P("data"))
-    self.params = jax.device_put(params, param_sh, may_alias=False)
+    # Through host copies: a device_put of device arrays may reuse their
+    # buffers (may_alias=False did not prevent it), and the steps donate.
+    self.params = jax.device_put(jax.tree.map(np.array, params), param_sh)
     self.opt_state = jax.jit(tx.init, out_shardings=opt_sh)(self.params)
     self.step_fn = train.make_sharded_train_step(
         loss_fn, tx, param_shardings=param_sh, opt_state_shardings=opt_sh,

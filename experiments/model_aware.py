@@ -124,8 +124,11 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
                                 final_threshold=final_threshold)
     tx = optax.chain(clip, soft_movement_lib.optimizer(inner))
     start = {"params": _copy(params0), "scores": sm.init(params0)}
+    # The step goes in per example, so that the batch splits like any
+    # other batch entry under pmap and sharding.
     return Plan(tx, start, sm.wrap_loss(base_loss),
-                lambda b, s: {**b, "step": jnp.int32(s)},
+                lambda b, s: {**b, "step": jnp.full(
+                    (len(jax.tree.leaves(b)[0]),), s, jnp.int32)},
                 lambda t, s: sm.apply(t["params"], t["scores"], s), None,
                 {"final_lambda": final_lambda,
                  "final_threshold": final_threshold, "scores_lr": 1e-2})

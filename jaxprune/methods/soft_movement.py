@@ -53,7 +53,8 @@ class SoftMovement(NamedTuple):
     threshold: ``step -> tau_t`` (float32, sigmoid space).
     regularizer: ``(scores, step) -> lambda_t * mean(sum(sigmoid(S))/numel)``.
     wrap_loss: ``loss_fn -> loss_fn`` over ``{"params", "scores"}``, reading
-      the step from ``batch["step"]`` and adding the regulariser.
+      the step from ``batch["step"]`` (a scalar or one per example) and
+      adding the regulariser.
   """
   init: Callable[[Any], Any]
   apply: Callable[[Any, Any, Any], Any]
@@ -166,7 +167,9 @@ def soft_movement(*, total_steps: int, warmup_steps: int | None = None,
 
   def wrap_loss(loss_fn):
     def wrapped(trainable, batch, rng):
-      step = batch["step"]
+      # A scalar, or one entry per example (all equal) so that the batch
+      # splits over devices like its other entries.
+      step = jnp.asarray(batch["step"]).reshape(-1)[0]
       eff = apply(trainable["params"], trainable["scores"], step)
       loss, aux = loss_fn(eff, batch, rng)
       reg = regularizer(trainable["scores"], step)
