@@ -418,11 +418,18 @@ def pieces_section(args, params, dense_median: float | None) -> dict:
 
 def markdown_table(train: dict | None, pieces: dict | None,
                    methods: list[str]) -> str:
-  """The results as a Markdown table (overheads in % of a dense step)."""
+  """The results as a Markdown table (overheads in % of a dense step).
+
+  Step columns: the overhead of the mean step time over the mean dense step
+  time of the same rounds, then the median of the per-round ratios (less
+  sensitive to one slow step on a shared machine); pieces: standalone
+  median seconds and % of the median dense step.
+  """
   d = train["dense_median_s"] if train else None
-  head = ("| method | ordinary step | mask-event step | score update | "
-          "selection | masking |")
-  lines = [head, "|---|---|---|---|---|---|"]
+  head = ("| method | dense step (median) | ordinary step: mean / median "
+          "overhead | mask-event step: mean / median overhead | score update "
+          "| selection | masking |")
+  lines = [head, "|---|---|---|---|---|---|---|"]
 
   def piece(m, name):
     if not pieces:
@@ -432,13 +439,15 @@ def markdown_table(train: dict | None, pieces: dict | None,
 
   for m in methods:
     cells = [m]
-    for kind in KINDS:
-      if train:
-        r = train["methods"][m][kind]
-        cells.append(f"{100 * r['overhead_mean']:+.1f}% "
-                     f"({r['median_s']:.2f} s)")
-      else:
-        cells.append("-")
+    if train:
+      r = train["methods"][m]
+      cells.append(f"{r['dense_median_s']:.2f} s")
+      for kind in KINDS:
+        k = r[kind]
+        cells.append(f"{100 * k['overhead_mean']:+.1f}% / "
+                     f"{100 * k['overhead_median_of_rounds']:+.1f}%")
+    else:
+      cells += ["-", "-", "-"]
     cells += [piece(m, "score_update"), piece(m, "selection"),
               piece(m, "masking")]
     lines.append("| " + " | ".join(cells) + " |")
@@ -507,9 +516,9 @@ def main(argv: list[str] | None = None) -> dict:
   print(f"\n=== per-step cost vs the dense train step"
         + (f" (median {train['dense_median_s']:.3f} s)" if train else "")
         + f", {args.model_size}, batch {args.batch} x seq {args.seq}")
-  print("(step columns: mean overhead over the interleaved rounds, median "
-        "step time in brackets; pieces: standalone median, % of the dense "
-        "step)\n")
+  print("(step columns: overhead of the mean step over the mean dense step "
+        "of the same rounds / median of the per-round ratios; pieces: "
+        "standalone median, % of the median dense step)\n")
   print(table)
   print(f"\ntotal benchmark time: {total:.0f} s; load average before "
         f"{load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")

@@ -166,6 +166,8 @@ def _demo_cells(args) -> list[dict]:
           with open(path + ".json") as f:
             rows.append(json.load(f))
           continue
+        if args.tables_only:
+          continue
         model, params0, train_data, test_data, where, _ = task()
         if method in ("cam_cut", "smooth_cut") and dense_params is None:
           with open(dense_path + ".msgpack", "rb") as f:
@@ -207,6 +209,8 @@ def _glue_cells(args) -> list[dict]:
         out = os.path.join(args.out, cell_name(method, sparsity, seed))
         path = os.path.join(out, "results.json")
         if not os.path.exists(path):
+          if args.tables_only:
+            continue
           glue.main(["--task", args.glue, "--method", method,
                      "--sparsity", str(sparsity), "--seed", str(seed),
                      "--out", out, "--score-batches", str(args.score_batches),
@@ -245,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
   ap.add_argument("--smoke", action="store_true", help="--glue only")
   ap.add_argument("--out", default=None, help="default runs/compare[_TASK]")
   ap.add_argument("--results", default="results")
+  ap.add_argument("--tables-only", action="store_true",
+                  help="write the tables from the finished cells; run none")
   args = ap.parse_args(argv)
   from experiments import demo, methods, model_aware
   known = set(methods.METHODS) | set(model_aware.METHODS)

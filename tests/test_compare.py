@@ -67,10 +67,13 @@ def test_grid_resumes_and_writes_tables(tmp_path, fake_demo):
   assert "| platon | 85.5 ± 0.5 (2) | 81.5 ± 0.5 (2) |" in md
   assert os.path.getsize(tmp_path / "res" / "compare.png") > 0
 
+  # --tables-only runs nothing and tables what is there.
+  os.remove(tmp_path / "cells" / "cam_cut_0.9_s1.json")
+  del fake_demo[:]
+  partial = compare.main([*argv, "--tables-only"])
+  assert fake_demo == [] and len(partial) == len(rows) - 1
   # Finished cells are not rerun; a removed one (and only it) is, and
   # cam_cut reloads the saved dense params.
-  del fake_demo[:]
-  os.remove(tmp_path / "cells" / "cam_cut_0.9_s1.json")
   again = compare.main(argv)
   assert fake_demo == [("cam_cut", 0.9, 1, True)]
   key = lambda r: json.dumps({k: v for k, v in r.items()
