@@ -65,6 +65,7 @@ BASE_DEFAULTS: dict[str, Any] = {
     "lr_end_factor": 0.0, "optimizer": {"name": "adamw", "weight_decay": 0.01},
     "clip_norm": 1.0, "method_args": {}, "max_train_examples": None,
     "max_eval_examples": None, "score_batches": 50, "final_lambda": 400.0,
+    "scores_lr": 1e-2,
 }
 
 #: Factory keywords that every gradual method of this package accepts.
@@ -78,7 +79,8 @@ _CLI_KEYS = {"method": "method", "sparsity": "sparsity", "model": "model",
              "eval_batch_size": "eval_batch_size",
              "max_train_examples": "max_train_examples",
              "max_eval_examples": "max_eval_examples", "pattern": "pattern",
-             "score_batches": "score_batches", "final_lambda": "final_lambda"}
+             "score_batches": "score_batches", "final_lambda": "final_lambda",
+             "scores_lr": "scores_lr"}
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -118,6 +120,9 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                   "(default 50)")
   ap.add_argument("--final-lambda", type=float, default=None,
                   help="soft_movement: final regulariser weight (default 400)")
+  ap.add_argument("--scores-lr", type=float, default=None,
+                  help="soft_movement: Adam learning rate of the scores "
+                  "(default 1e-2)")
   return ap
 
 
@@ -536,7 +541,7 @@ def train_and_evaluate(cfg: dict, *, model: Any, loss_fn: Callable,
       clip_norm=cfg["clip_norm"], dense_params=dense_params,
       score_batches=score_batches,
       heldout_accuracy=lambda p: last["result"][primary],
-      final_lambda=cfg["final_lambda"],
+      final_lambda=cfg["final_lambda"], scores_lr=cfg["scores_lr"],
       rng=jax.random.PRNGKey(cfg["seed"]), loss_fn=loss_fn,
       classification=classification)
   trainer = Trainer(cfg, loss_fn, params, train_size, make_batch, where,

@@ -167,7 +167,8 @@ def run(method: str, args, model, params0, train_data, test_data, where,
                         for _ in range(args.score_batches))],
         heldout_accuracy=(lambda p: accuracy(logits_fn, p, heldout,
                                              args.eval_batch)),
-        final_lambda=args.final_lambda, rng=jax.random.PRNGKey(args.seed))
+        final_lambda=args.final_lambda, scores_lr=args.scores_lr,
+        rng=jax.random.PRNGKey(args.seed))
   else:
     plan = model_aware.Plan(
         build_tx(method, args.sparsity, steps, args.lr, where,
@@ -296,6 +297,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                   help="group score of heads/neurons: sum | mean | l2")
   ap.add_argument("--final-lambda", type=float, default=400.0,
                   help="soft_movement: final regulariser weight")
+  ap.add_argument("--scores-lr", type=float, default=1e-2,
+                  help="soft_movement: Adam learning rate of the scores")
   ap.add_argument("--tensorboard", default=None, metavar="DIR",
                   help="also log TensorBoard scalars to DIR/<method>")
   ap.add_argument("--seed", type=int, default=0)

@@ -88,7 +88,7 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
          dense_params: Any = None, score_batches: Iterable[dict] = (),
          heldout_accuracy: Callable[[Any], float] | None = None,
          final_lambda: float = 400.0, final_threshold: float = 0.1,
-         rng: jax.Array | None = None, loss_fn: Callable | None = None,
+         scores_lr: float = 1e-2, rng: jax.Array | None = None, loss_fn: Callable | None = None,
          classification: bool = True) -> Plan:
   """Builds the :class:`Plan` of ``method`` for a Hugging Face Flax model.
 
@@ -108,6 +108,9 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
     heldout_accuracy: ``params -> accuracy`` on held-out training data
       (``pins_sr``'s teacher refresh).
     final_lambda, final_threshold: soft movement's regulariser and threshold.
+    scores_lr: soft movement's Adam learning rate for the scores (the
+      authors' 1e-2; Adam moves a score by about ``scores_lr`` per step, so
+      short runs need more to reach a high sparsity).
     rng: PRNG key for the noisy passes.
     loss_fn: the task's ``(params, batch, rng) -> (loss, aux)``; default:
       cross-entropy of ``model``'s logits.
@@ -122,7 +125,8 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
     sm = jaxprune.soft_movement(total_steps=total_steps, where=where,
                                 final_lambda=final_lambda,
                                 final_threshold=final_threshold)
-    tx = optax.chain(clip, soft_movement_lib.optimizer(inner))
+    tx = optax.chain(clip, soft_movement_lib.optimizer(
+        inner, optax.adam(scores_lr)))
     start = {"params": _copy(params0), "scores": sm.init(params0)}
     # The step goes in per example, so that the batch splits like any
     # other batch entry under pmap and sharding.
@@ -131,7 +135,7 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
                     (len(jax.tree.leaves(b)[0]),), s, jnp.int32)},
                 lambda t, s: sm.apply(t["params"], t["scores"], s), None,
                 {"final_lambda": final_lambda,
-                 "final_threshold": final_threshold, "scores_lr": 1e-2})
+                 "final_threshold": final_threshold, "scores_lr": scores_lr})
   if method in ("cam_cut", "smooth_cut"):
     if dense_params is None:
       raise ValueError(f"{method} needs `dense_params` (a fine-tuned model)")

@@ -272,8 +272,10 @@ def test_vit_smoke_pmap_in_a_fresh_interpreter(runs_dir):
 def test_glue_soft_movement_sharded(tmp_path):
   # Sharded over 8 fake devices: the per-step additions split like the batch.
   r = _run(glue, tmp_path, "sst2_soft", "--task", "sst2", "--method",
-           "soft_movement", "--final-lambda", "50", "--parallel", "sharded")
+           "soft_movement", "--final-lambda", "50", "--scores-lr", "0.1",
+           "--parallel", "sharded")
   assert r["method"] == "soft_movement" and r["method_args"]["final_lambda"] == 50
+  assert r["method_args"]["scores_lr"] == 0.1
   # Its regulariser decides the sparsity (6 steps: the threshold has barely
   # left its warm-up); the model and the metrics come from the masked params.
   assert 0 <= r["actual_sparsity"] < 1 and "accuracy" in r["metrics"]
