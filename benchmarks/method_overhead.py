@@ -499,13 +499,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{config.num_hidden_layers} layers x {config.hidden_size}), "
         f"{n_all:,} params, {n_sel:,} prunable (where='bert'); batch "
         f"{args.batch} x seq {args.seq}; methods {' '.join(args.methods)}")
-  rng = np.random.default_rng(args.seed)
-  batch = {
-      "input_ids": jnp.asarray(rng.integers(0, config.vocab_size,
-                                            (args.batch, args.seq)), jnp.int32),
-      "attention_mask": jnp.ones((args.batch, args.seq), jnp.int32),
-      "labels": jnp.asarray(rng.integers(0, 2, (args.batch,)), jnp.int32),
-  }
+  batch = po.random_batch(config, args.batch, args.seq, args.seed)
   train = train_section(args, model, params, batch) if args.train else None
   pieces = (pieces_section(args, params,
                            train["dense_median_s"] if train else None)

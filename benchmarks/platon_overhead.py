@@ -515,6 +515,17 @@ def pieces_section(args, params, tx_platon) -> dict:
 # ---------------------------------------------------------------------- main
 
 
+def random_batch(config: Any, batch: int, seq: int, seed: int) -> dict:
+  """One fixed batch of random token ids and binary labels."""
+  rng = np.random.default_rng(seed)
+  return {
+      "input_ids": jnp.asarray(rng.integers(0, config.vocab_size,
+                                            (batch, seq)), jnp.int32),
+      "attention_mask": jnp.ones((batch, seq), jnp.int32),
+      "labels": jnp.asarray(rng.integers(0, 2, (batch,)), jnp.int32),
+  }
+
+
 def main() -> None:
   p = argparse.ArgumentParser(
       description=__doc__.split("\n\n")[0],
@@ -555,13 +566,7 @@ def main() -> None:
         f"{config.num_hidden_layers} layers x {config.hidden_size}, FFN "
         f"{config.intermediate_size}), {n_all:,} params, {n_sel:,} prunable "
         f"(where='bert'); batch {args.batch} x seq {args.seq}")
-  rng = np.random.default_rng(args.seed)
-  batch = {
-      "input_ids": jnp.asarray(rng.integers(0, config.vocab_size,
-                                            (args.batch, args.seq)), jnp.int32),
-      "attention_mask": jnp.ones((args.batch, args.seq), jnp.int32),
-      "labels": jnp.asarray(rng.integers(0, 2, (args.batch,)), jnp.int32),
-  }
+  batch = random_batch(config, args.batch, args.seq, args.seed)
 
   train, params_final, tx_platon = train_section(args, model, params, batch)
   print_train(train)
