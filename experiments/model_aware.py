@@ -146,7 +146,9 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
     masks = deepcuts.masks_from_scores(scores, sparsity)
     tx = optax.chain(clip, deepcuts.fixed_mask(inner, scores,
                                                sparsity=sparsity, where=where))
-    return Plan(tx, deepcuts.rewind(params0, masks), base_loss, same,
+    # A copy: rewind returns params0's own arrays outside the mask, and the
+    # train step donates (the caller may reuse params0).
+    return Plan(tx, _copy(deepcuts.rewind(params0, masks)), base_loss, same,
                 lambda t, s: t, None, {"granularity": "layer"})
   if method == "pins_sr":
     if not classification:
