@@ -78,8 +78,9 @@ def markdown(rows: Sequence[dict], sparsities: Sequence[float]) -> str:
   lines = [head, "|---" * (len(sparsities) + 1) + "|"]
   if dense:
     mean, std, n = dense[0]
-    lines.append(f"| dense (0.0) | {100 * mean:.1f} ± {100 * std:.1f} "
-                 f"({n}) |" + " |" * (len(sparsities) - 1))
+    cell = f"{100 * mean:.1f} ± {100 * std:.1f} ({n})"
+    lines.append("| dense (reference, sparsity 0) | "
+                 + " | ".join([cell] * len(sparsities)) + " |")
   for m in methods:
     cells = []
     for s in sparsities:

@@ -20,7 +20,7 @@ def test_summarize_and_markdown_by_hand():
   assert stats[("dense", 0.0)] == (0.85, 0.01, 2)
   assert stats[("platon", 0.5)] == (0.85, 0.05, 2)
   table = compare.markdown(rows, [0.5, 0.8])
-  assert "| dense (0.0) | 85.0 ± 1.0 (2) |" in table
+  assert "| dense (reference, sparsity 0) | 85.0 ± 1.0 (2) | 85.0 ± 1.0 (2) |" in table
   assert "| platon | 85.0 ± 5.0 (2) | — |" in table
 
 
