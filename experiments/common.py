@@ -413,8 +413,7 @@ class Trainer:
 
   def batch(self, step: int) -> dict:
     """This host's part of the global batch of ``step`` (deterministic)."""
-    b = self.cfg["batch_size"]
-    idx = self.order[step * b:(step + 1) * b]
+    idx = self._indices(step)
     lo = jax.process_index() * self.local_batch
     batch = self.make_batch(idx[lo:lo + self.local_batch], step, idx)
     if self.plan is None:
@@ -422,10 +421,14 @@ class Trainer:
     self._last_step = step
     return jax.tree.map(np.asarray, self.plan.batch(batch, step))
 
+  def _indices(self, step: int) -> np.ndarray:
+    """Training-set indices of the global batch of ``step``."""
+    b = self.cfg["batch_size"]
+    return self.order[step * b:(step + 1) * b]
+
   def global_batch(self, step: int) -> dict:
     """The whole batch of ``step`` (every host gets the same)."""
-    b = self.cfg["batch_size"]
-    idx = self.order[step * b:(step + 1) * b]
+    idx = self._indices(step)
     return self.make_batch(idx, step, idx)
 
   def model_params(self, trained: Any, step: int | None = None) -> Any:

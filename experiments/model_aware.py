@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import jaxprune
@@ -88,8 +89,9 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
          dense_params: Any = None, score_batches: Iterable[dict] = (),
          heldout_accuracy: Callable[[Any], float] | None = None,
          final_lambda: float = 400.0, final_threshold: float = 0.1,
-         scores_lr: float = 1e-2, rng: jax.Array | None = None, loss_fn: Callable | None = None,
-         classification: bool = True) -> Plan:
+         scores_lr: float = 1e-2, rng: jax.Array | None = None,
+         loss_fn: Callable | None = None, classification: bool = True
+         ) -> Plan:
   """Builds the :class:`Plan` of ``method`` for a Hugging Face Flax model.
 
   Args:
@@ -131,8 +133,8 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
     # The step goes in per example, so that the batch splits like any
     # other batch entry under pmap and sharding.
     return Plan(tx, start, sm.wrap_loss(base_loss),
-                lambda b, s: {**b, "step": jnp.full(
-                    (len(jax.tree.leaves(b)[0]),), s, jnp.int32)},
+                lambda b, s: {**b, "step": np.full(
+                    (len(jax.tree.leaves(b)[0]),), s, np.int32)},
                 lambda t, s: sm.apply(t["params"], t["scores"], s), None,
                 {"final_lambda": final_lambda,
                  "final_threshold": final_threshold, "scores_lr": scores_lr})
