@@ -46,8 +46,8 @@ Q, K, V, attention output and both FFN projections), each part of the
 pruner alone, all jitted, donated where the train step donates:
 ``adamw`` update alone vs the whole PLATON update alone (no model) at each
 step type; the PLATON score update (inside a window and at a boundary, as
-``jaxprune.platon_scorer`` writes it: one elementwise pass updating Iwin,
-Ibar and Ubar; and, for comparison, an Iwin-only update that leaves Ibar and
+``jaxprune.platon_scorer`` writes it, with the non-finite guard: one
+element-wise pass updating Iwin, Ibar and Ubar; and, for comparison, an Iwin-only update that leaves Ibar and
 Ubar untouched, the lower bound for a step inside a window); ``prune_masks`` at ``k = floor(0.9 N)``;
 the masking ``where(~m, -p, u)``; the selection ``lax.cond`` built as in
 ``transform.prune`` (taken, and not taken: the "keep" path of a step without
@@ -435,7 +435,8 @@ def pieces_section(args, params, tx_platon) -> dict:
   sstate = jaxprune.PlatonScoreState(*[copy_tree(l) for l in sc_leaves])
   newp = [copy_tree(x) for x in sel]
   # (Arrays are passed as arguments, never closed over: no jit constants.)
-  f_sc = jax.jit(lambda st, g, q, s: scorer.update(st, g, q, None, s),
+  f_sc = jax.jit(lambda st, g, q, s: scorer.update(
+      st, g, q, None, s, finite=[jnp.isfinite(a * b) for a, b in zip(g, q)]),
                  donate_argnums=(0,))
   for name, s in (("score update, inside a window", 5),
                   ("score update, window boundary", 10)):

@@ -229,18 +229,35 @@ def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
   return key_to_float(hi), c_lo, key_to_float(lo), passes
 
 
+def _row_major_rank(flag: jax.Array) -> jax.Array:
+  """Inclusive count of ``True`` entries up to each entry, in row-major order.
+
+  A cumsum along the last axis plus the exclusive prefix sum of the row
+  totals, instead of one cumsum over the flattened array: for an array
+  sharded along a leading axis the long scan stays local to each shard and
+  only the short vector of row totals crosses devices (a scan over a
+  flattened sharded array measured minutes at 7M entries on 8 fake CPU
+  devices).
+  """
+  c = flag.astype(jnp.int32)
+  if c.ndim <= 1:
+    return jnp.cumsum(c.reshape(-1)).reshape(c.shape)
+  within = jnp.cumsum(c, axis=-1)
+  rows = jnp.sum(c, axis=-1).reshape(-1)
+  before = (jnp.cumsum(rows) - rows).reshape(c.shape[:-1])
+  return within + before[..., None]
+
+
 def _tie_rank_mask(x: jax.Array, tau: jax.Array, take: jax.Array) -> jax.Array:
   """True on the first ``take`` entries equal to ``tau`` (row-major order)."""
-  eq = (x == tau).reshape(-1)
-  rank = jnp.cumsum(eq.astype(jnp.int32))
-  return (eq & (rank <= take)).reshape(x.shape)
+  eq = x == tau
+  return eq & (_row_major_rank(eq) <= take)
 
 
 def _first_nans(x: jax.Array, take: jax.Array) -> tuple[jax.Array, jax.Array]:
   """True on the first ``take`` NaN entries (row-major); and the NaN count."""
-  isnan = jnp.isnan(x).reshape(-1)
-  rank = jnp.cumsum(isnan.astype(jnp.int32))
-  return ((isnan & (rank <= take)).reshape(x.shape),
+  isnan = jnp.isnan(x)
+  return (isnan & (_row_major_rank(isnan) <= take),
           jnp.sum(isnan, dtype=jnp.int32))
 
 

@@ -24,6 +24,7 @@ from jaxprune import patterns as patterns_lib
 from jaxprune import _checks
 from jaxprune import schedules as schedules_lib
 from jaxprune import where as where_lib
+from jaxprune.methods import _common
 
 __all__ = ["Scorer", "PruneState", "prune", "selected_leaves"]
 
@@ -54,6 +55,16 @@ class Scorer(NamedTuple):
     needs_inner_state: whether ``update`` takes the keyword argument
       ``inner_state`` (the inner optimizer's state after this step's update,
       e.g. to read an ``inject_hyperparams`` learning rate).
+    guards_nonfinite: whether ``update`` itself keeps the state of weights
+      whose inputs are NaN or inf unchanged; otherwise :func:`prune`
+      applies ``where(isfinite(g * theta'), new, old)`` to every
+      params-shaped part of the returned state.
+
+  Performance note: :func:`prune` orders its masked update after the first
+  params-shaped array of the state (in tree order), so a scorer whose passes
+  read the params should write that array last (PLATON writes ``iwin``
+  last, SEVEN ``importance``); otherwise XLA copies the donated params
+  before updating them in place. Results do not depend on it.
   """
   init: Callable[[Tree], Any]
   update: Callable[..., Any]
@@ -61,6 +72,7 @@ class Scorer(NamedTuple):
   changes_at: Callable[[jax.Array], jax.Array]
   uses_params: bool = False
   needs_inner_state: bool = False
+  guards_nonfinite: bool = False
 
 
 class PruneState(NamedTuple):
@@ -137,6 +149,25 @@ def _guard(new: Any, old: Any, ok: Tree) -> Any:
   return jax.tree.map(pick, new, old, is_leaf=is_node)
 
 
+def _first_state_arrays(state: Any, template: Tree) -> list[Any]:
+  """Per prunable leaf, the first params-shaped float array of a scorer state.
+
+  ``template`` is a tree of the prunable leaves (``MaskedNode`` elsewhere);
+  ``None`` for a leaf whose state holds no such array.
+  """
+  struct = jax.tree_util.tree_structure(template)
+  shapes = [np.shape(a) for a in jax.tree_util.tree_leaves(template)]
+  is_node = lambda x: (jax.tree_util.tree_structure(x) == struct and all(
+      np.shape(a) == s for a, s in zip(jax.tree_util.tree_leaves(x), shapes)))
+  first = [None] * len(shapes)
+  for node in jax.tree_util.tree_leaves(state, is_leaf=is_node):
+    if is_node(node):
+      for i, a in enumerate(jax.tree_util.tree_leaves(node)):
+        if first[i] is None and jnp.issubdtype(a.dtype, jnp.floating):
+          first[i] = a
+  return first
+
+
 def prune(optimizer: optax.GradientTransformation,
           scorer: Scorer,
           schedule: schedules_lib.Schedule,
@@ -172,7 +203,9 @@ def prune(optimizer: optax.GradientTransformation,
 
   Non-finite gradients: wherever ``g * theta'`` is NaN or inf (either factor
   non-finite), the scorer state of that weight is left as it was, so scores,
-  masks and thresholds stay finite. The guard is element-wise and fused into
+  masks and thresholds stay finite (PLATON and PINS test their sensitivity,
+  ``|theta' g|`` and ``|g (theta' - eta g)|``, NaN or inf whenever ``g``
+  or ``theta'`` is). The guard is element-wise and fused into
   the score update (a global "any non-finite?" flag would cost one more
   pass over all gradients every step). The inner optimizer sees the
   gradients as they are: wrap it in ``optax.apply_if_finite`` to skip its
@@ -314,16 +347,18 @@ def prune(optimizer: optax.GradientTransformation,
       return treedef.unflatten([next(it) if f else optax.MaskedNode()
                                 for f in flags])
 
-    extra = ({"inner_state": inner_state} if scorer.needs_inner_state
-             else {})
-    updated = scorer.update(state.scorer_state, as_tree(sel_g),
-                            as_tree(new_p), as_tree(sel_p), step, **extra)
     # A NaN/inf in g or theta' would poison a weight's score for good: keep
     # its previous state there (g * theta' is non-finite iff either factor
     # is; inf * 0 = nan). Element-wise, so XLA fuses it into the update.
-    ok = as_tree([jnp.isfinite(g.astype(jnp.float32) * p.astype(jnp.float32))
-                  for g, p in zip(sel_g, new_p)])
-    scorer_state = _guard(updated, state.scorer_state, ok)
+    extra = ({"inner_state": inner_state} if scorer.needs_inner_state
+             else {})
+    scorer_state = scorer.update(state.scorer_state, as_tree(sel_g),
+                                 as_tree(new_p), as_tree(sel_p), step, **extra)
+    if not scorer.guards_nonfinite:
+      ok = as_tree([jnp.isfinite(g.astype(jnp.float32) *
+                                 p.astype(jnp.float32))
+                    for g, p in zip(sel_g, new_p)])
+      scorer_state = _guard(scorer_state, state.scorer_state, ok)
 
     # 3. Schedule: k per group; select only if scores or k changed.
     layout = layout_for(params, flags)
@@ -351,11 +386,18 @@ def prune(optimizer: optax.GradientTransformation,
     # 4. Zero pruned weights through the updates: p + (-p) == 0 exactly.
     apply = (jnp.asarray(True) if persistent_mask
              else event | frozen_fn(step))
-    out, it_m, it_u = [], iter(masks), iter(sel_u)
+    # Ordered after the scorer's last pass (the first params-shaped state
+    # array, see `Scorer`), which also reads params: XLA then updates params
+    # in place instead of copying them first.
+    last = _first_state_arrays(scorer_state, as_tree(new_p))
+    out, it_m, it_last = [], iter(masks), iter(last)
     for p, u, f in zip(p_leaves, u_leaves, flags):
       if f:
-        m = next(it_m)
-        u = jnp.where(apply & ~m, -p.astype(u.dtype), u)
+        m, dep = next(it_m), next(it_last)
+        cond = apply & ~m
+        if dep is not None:
+          cond = cond & _common.after(dep)
+        u = jnp.where(cond, -p.astype(u.dtype), u)
       out.append(u)
     new_state = PruneState(
         count=optax.safe_increment(step),

@@ -145,12 +145,47 @@ def test_sharded_jit_keeps_state_sharding_and_exact_k():
   helpers.run_scenario("tests.test_distributed", "sharded")
 
 
+def scenario_sharded_ties():
+  """Tie-break and NaN order of `prune_masks` on leaves sharded by rows or
+  columns: the masks numpy's stable sort gives, as on one device."""
+  from jaxprune import selection
+  mesh = Mesh(np.array(jax.devices()[:8]), ("d",))
+  rng = np.random.default_rng(0)
+  shapes = [(64, 48), (48, 64), (16, 8, 24), (64,)]
+  leaves = [rng.integers(0, 3, s).astype(np.float32) for s in shapes]
+  leaves[1][rng.random(shapes[1]) < 0.2] = np.nan
+  n_nan = int(np.isnan(leaves[1]).sum())
+  n = sum(x.size for x in leaves)
+  f = jax.jit(selection.prune_masks)
+  for spec in (P("d"), P(None, "d")):
+    sh = [NamedSharding(mesh, spec if x.ndim >= 2 else P("d")) for x in leaves]
+    xs = [jax.device_put(x, s) for x, s in zip(leaves, sh)]
+    for k in (1, n // 3, n // 2 + 7, n - n_nan + 5, n):
+      masks, _ = f(xs, jnp.int32(k))
+      flat = np.concatenate([x.ravel() for x in leaves])
+      order = np.argsort(flat, kind="stable")  # NaNs last, in order
+      keep = np.ones(n, bool)
+      keep[order[:k]] = False
+      start = 0
+      for m, x in zip(masks, leaves):
+        np.testing.assert_array_equal(
+            np.asarray(m), keep[start:start + x.size].reshape(x.shape))
+        start += x.size
+
+
+def test_sharded_tie_break_matches_numpy():
+  helpers.run_scenario("tests.test_distributed", "sharded_ties")
+
+
 if __name__ == "__main__":
   import os
   import sys
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                              " --xla_force_host_platform_device_count=8")
-  x_, y_ = helpers.mlp_data(n=256)
-  ref = train_single(helpers.mlp_params(), x_, y_)
-  {"pmap": scenario_pmap, "sharded": scenario_sharded}[sys.argv[1]](ref)
+  if sys.argv[1] == "sharded_ties":
+    scenario_sharded_ties()
+  else:
+    x_, y_ = helpers.mlp_data(n=256)
+    ref = train_single(helpers.mlp_params(), x_, y_)
+    {"pmap": scenario_pmap, "sharded": scenario_sharded}[sys.argv[1]](ref)
   print(f"scenario {sys.argv[1]} ok")

@@ -134,3 +134,13 @@ def test_property_random_shapes_ties_and_k(sizes, distinct, frac, seed):
                                    jnp.array([k]))
   for m, e in zip(masks, numpy_keep(leaves, k)):
     np.testing.assert_array_equal(np.asarray(m), e)
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (5, 9), (3, 4, 6), (2, 3, 2, 5),
+                                   (0, 4)])
+def test_row_major_rank_is_a_flat_cumsum(shape):
+  rng = np.random.default_rng(len(shape))
+  flag = rng.random(shape) < 0.4
+  rank = jax.jit(selection._row_major_rank)(jnp.asarray(flag))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(
+      np.asarray(rank), np.cumsum(flag.reshape(-1)).reshape(shape))

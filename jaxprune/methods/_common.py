@@ -29,3 +29,18 @@ def never(step: Any) -> jax.Array:
   """``Scorer.changes_at`` for fixed scores."""
   del step
   return jnp.asarray(False)
+
+
+def after(x: jax.Array) -> jax.Array:
+  """An all-``True`` bool array that XLA must compute from ``x``.
+
+  ``jnp.where(cond & after(x), new, old)`` equals ``jnp.where(cond, new,
+  old)`` but is ordered after ``x``. A score update that writes several
+  donated state buffers in place from each other's *old* values (PLATON's
+  ``Ubar`` and ``Ibar`` read the old ``Iwin``, which the same step
+  overwrites) otherwise makes XLA copy those buffers first, since it only
+  orders passes by data dependence: at BERT-base size the copies cost more
+  than the update itself. ``x == x | isnan(x)`` is true for every float and
+  element-wise, so the dependence needs no communication under any sharding.
+  """
+  return (x == x) | jnp.isnan(x)

@@ -94,16 +94,20 @@ def seven_scorer(start: int, pruning_steps: int, alpha1: float = 0.8,
     c1 = 1.0 - jnp.float32(alpha1) ** k1
     c2 = 1.0 - jnp.float32(alpha2) ** k1
 
+    # m and v first, in place; the importance then reads the new m and v
+    # (a data dependence, so XLA need not copy them) and is written last, as
+    # transform.prune expects of a scorer state's first tree. Weights whose
+    # g * theta' is not finite keep their state.
     def leaf(imp, m, v, p, g):
       g = g.astype(jnp.float32)
+      p = p.astype(jnp.float32)
       a = jnp.abs(g)
-      m_new = alpha1 * m + (1.0 - alpha1) * (g if signed else a)
-      v_new = alpha2 * v + (1.0 - alpha2) * a * a
-      ratio = jnp.abs(m_new / c1) / (jnp.sqrt(v_new / c2) + eps)
-      imp_new = imp + jnp.abs(p.astype(jnp.float32) * a * ratio)
-      return SevenScoreState(jnp.where(active, imp_new, imp),
-                             jnp.where(active, m_new, m),
-                             jnp.where(active, v_new, v))
+      upd = jnp.isfinite(p * g) & active
+      m = jnp.where(upd, alpha1 * m + (1.0 - alpha1) * (g if signed else a), m)
+      v = jnp.where(upd, alpha2 * v + (1.0 - alpha2) * a * a, v)
+      ratio = jnp.abs(m / c1) / (jnp.sqrt(v / c2) + eps)
+      imp = jnp.where(upd, imp + jnp.abs(p * a * ratio), imp)
+      return SevenScoreState(imp, m, v)
 
     out = jax.tree.map(leaf, state.importance, state.m, state.v, new_params,
                        grads)
@@ -115,7 +119,8 @@ def seven_scorer(start: int, pruning_steps: int, alpha1: float = 0.8,
     del new_params
     return state.importance
 
-  return transform.Scorer(init, update, scores, _common.always)
+  return transform.Scorer(init, update, scores, _common.always,
+                          guards_nonfinite=True)
 
 
 def seven(optimizer: optax.GradientTransformation, *, sparsity: float,
