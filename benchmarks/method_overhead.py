@@ -356,10 +356,10 @@ def pieces_section(args, params, dense_median: float | None) -> dict:
     else:
       def score_update(st, g, q, p, s, scorer=scorer):
         # As transform.prune calls it.
-        ok = [jnp.isfinite(g_ * q_) for g_, q_ in zip(g, q)]
-        if scorer.guards_nonfinite:
-          return scorer.update(st, g, q, p, s, finite=ok)
         new = scorer.update(st, g, q, p, s)
+        if scorer.guards_nonfinite:
+          return new
+        ok = [jnp.isfinite(g_ * q_) for g_, q_ in zip(g, q)]
         return transform._guard(new, st, ok)  # pylint: disable=protected-access
       f_sc = jax.jit(score_update, donate_argnums=(0,))
       sstate = scorer.init(sel)

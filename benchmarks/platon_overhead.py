@@ -435,8 +435,7 @@ def pieces_section(args, params, tx_platon) -> dict:
   sstate = jaxprune.PlatonScoreState(*[copy_tree(l) for l in sc_leaves])
   newp = [copy_tree(x) for x in sel]
   # (Arrays are passed as arguments, never closed over: no jit constants.)
-  f_sc = jax.jit(lambda st, g, q, s: scorer.update(
-      st, g, q, None, s, finite=[jnp.isfinite(a * b) for a, b in zip(g, q)]),
+  f_sc = jax.jit(lambda st, g, q, s: scorer.update(st, g, q, None, s),
                  donate_argnums=(0,))
   for name, s in (("score update, inside a window", 5),
                   ("score update, window boundary", 10)):

