@@ -128,6 +128,15 @@ def _check_trees(name: str, tree: Tree, params: Tree) -> None:
           f"leaf of shape {np.shape(b)}")
 
 
+def _params_shaped(template: Tree) -> Callable[[Any], bool]:
+  """Predicate: is a (sub)tree shaped like ``template`` (same structure and
+  leaf shapes)? Scorer states are built from such trees."""
+  struct = jax.tree_util.tree_structure(template)
+  shapes = [np.shape(a) for a in jax.tree_util.tree_leaves(template)]
+  return lambda x: (jax.tree_util.tree_structure(x) == struct and all(
+      np.shape(a) == s for a, s in zip(jax.tree_util.tree_leaves(x), shapes)))
+
+
 def _guard(new: Any, old: Any, ok: Tree) -> Any:
   """``where(ok, new, old)`` on every params-shaped subtree of a scorer state.
 
@@ -135,11 +144,7 @@ def _guard(new: Any, old: Any, ok: Tree) -> Any:
   ``MaskedNode`` elsewhere); those subtrees are guarded element-wise, any
   other leaf (a scalar, say) is taken from ``new``.
   """
-  struct = jax.tree_util.tree_structure(ok)
-  shaped = lambda x: jax.tree_util.tree_structure(x) == struct
-  is_node = lambda x: shaped(x) and all(
-      np.shape(a) == np.shape(b) for a, b in zip(
-          jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(ok)))
+  is_node = _params_shaped(ok)
 
   def pick(n, o):
     if is_node(n):
@@ -155,11 +160,8 @@ def _first_state_arrays(state: Any, template: Tree) -> list[Any]:
   ``template`` is a tree of the prunable leaves (``MaskedNode`` elsewhere);
   ``None`` for a leaf whose state holds no such array.
   """
-  struct = jax.tree_util.tree_structure(template)
-  shapes = [np.shape(a) for a in jax.tree_util.tree_leaves(template)]
-  is_node = lambda x: (jax.tree_util.tree_structure(x) == struct and all(
-      np.shape(a) == s for a, s in zip(jax.tree_util.tree_leaves(x), shapes)))
-  first = [None] * len(shapes)
+  is_node = _params_shaped(template)
+  first = [None] * jax.tree_util.tree_structure(template).num_leaves
   for node in jax.tree_util.tree_leaves(state, is_leaf=is_node):
     if is_node(node):
       for i, a in enumerate(jax.tree_util.tree_leaves(node)):
