@@ -9,6 +9,7 @@ from jaxprune import export
 from jaxprune import patterns
 from jaxprune import schedules
 from jaxprune import selection
+from jaxprune import step_kinds
 from jaxprune import where
 from jaxprune.methods.magnitude import magnitude, magnitude_scorer
 from jaxprune.methods.mgpp import MgppPriorState, mgpp, mgpp_prior
@@ -19,6 +20,7 @@ from jaxprune.methods.seven import SevenScoreState, seven, seven_scorer
 from jaxprune.methods.soft_movement import SoftMovement, soft_movement
 from jaxprune.methods.taylor import taylor, taylor_scorer
 from jaxprune.report import sparsity_report, actual_sparsity
+from jaxprune.step_kinds import StepKind, StepKindError, step_kind
 from jaxprune.transform import PruneState, Scorer, prune
 
 __version__ = "0.1.0"
@@ -30,6 +32,7 @@ __all__ = [
     "mgpp", "mgpp_prior", "movement", "movement_scorer", "pins",
     "pins_scorer", "platon", "platon_scorer", "prune", "schedules",
     "selection", "seven", "seven_scorer", "SoftMovement", "soft_movement",
-    "sparsity_report", "taylor",
+    "sparsity_report", "StepKind", "StepKindError", "step_kind",
+    "step_kinds", "taylor",
     "taylor_scorer", "where",
 ]

@@ -17,11 +17,29 @@ scores and computes the same answer.
 Ties at the threshold are broken deterministically: the first ``m`` tied
 entries in leaf order, then row-major order within a leaf, are pruned, so that
 exactly ``k`` entries are selected.
+
+Two searches give the same (exact) answer:
+
+* ``"adaptive"`` (the CPU default): the early-exit search above, in a
+  ``while_loop``, leaf by leaf, with a ``cond`` per leaf for the rare tie and
+  NaN paths. Fastest on CPU, where control flow is free.
+* ``"fixed"`` (the GPU/TPU default): :func:`fixed_kth_smallest`, a fixed
+  number of passes with evenly spaced candidates, over the leaves stacked by
+  (shape, dtype) into a few buckets, and at most one ``cond`` per selection.
+  On XLA:GPU a ``conditional`` or a ``while`` without a known trip count
+  copies a predicate to the host and blocks until the stream drains, and
+  every pass over 144 separate leaves is 144 small kernels; here a pass is
+  one kernel per bucket and nothing waits on the host but the one tie/NaN
+  ``cond``.
+
+:func:`search_mode` overrides the choice (e.g. to compile for a GPU on a CPU
+host, as ``benchmarks/gpu_proxy.py`` does).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +51,8 @@ __all__ = [
     "key_to_float",
     "kth_smallest",
     "prune_masks",
+    "fixed_kth_smallest",
+    "search_mode",
     "floor_mul",
 ]
 
@@ -40,6 +60,8 @@ _NUM_CANDIDATES = 15  # thresholds counted per pass over the scores
 _SLICES = 32  # elementwise partial sums per leaf (parallel on XLA:CPU)
 _SAMPLE = 32768  # target size of the strided sample used by the first pass
 _MAX_PASSES = 40
+_FIXED_CANDIDATES = 31  # candidates per fixed pass: brackets shrink 32x
+_FIXED_PASSES = 7  # ceil(W0 / 32**7) == 1 for the initial width W0 < 2**32
 _SIGN = np.uint32(0x80000000)
 _KEY_NEG_INF = np.uint32(0x007FFFFF)  # ordered key of -inf
 _KEY_POS_INF = np.uint32(0xFF800000)  # ordered key of +inf
@@ -229,7 +251,258 @@ def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
   return key_to_float(hi), c_lo, key_to_float(lo), passes
 
 
-def _row_major_rank(flag: jax.Array) -> jax.Array:
+_SEARCH = ["auto"]
+
+
+@contextlib.contextmanager
+def search_mode(mode: str) -> Iterator[None]:
+  """Context manager: the search that selections *traced* inside it use.
+
+  Args:
+    mode: ``"auto"`` (``"adaptive"`` on the CPU backend, ``"fixed"``
+      elsewhere), ``"adaptive"`` or ``"fixed"`` (see the module docstring).
+      Both give the same masks and thresholds.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxprune import selection
+    >>> with selection.search_mode("fixed"):
+    ...   masks, tau = selection.prune_masks([jnp.array([3., 1., 2.])],
+    ...                                      jnp.array([2]))
+    >>> masks[0].tolist(), float(tau[0])
+    ([True, False, False], 2.0)
+  """
+  if mode not in ("auto", "adaptive", "fixed"):
+    raise ValueError(
+        f"`mode` must be 'auto', 'adaptive' or 'fixed', got {mode!r}")
+  _SEARCH.append(mode)
+  try:
+    yield
+  finally:
+    _SEARCH.pop()
+
+
+def _resolve_search(search: str | None) -> str:
+  mode = _SEARCH[-1] if search is None else search
+  if mode not in ("auto", "adaptive", "fixed"):
+    raise ValueError(
+        f"`search` must be 'auto', 'adaptive' or 'fixed', got {mode!r}")
+  if mode == "auto":
+    return "adaptive" if jax.default_backend() == "cpu" else "fixed"
+  return mode
+
+
+class _Buckets:
+  """Leaves stacked by (shape, dtype): a pass is one kernel per bucket.
+
+  ``stacks[b]`` has shape ``(L_b,) + shape_b``; ``index[b]`` lists the leaf
+  positions it holds (ascending); ``gid[b]`` their group ids. Stacking along a
+  new leading axis keeps each leaf's own sharding on the other axes, and
+  reductions run over the leaf axes without reshaping them.
+  """
+
+  def __init__(self, leaves: Sequence[jax.Array], groups: Sequence[int]):
+    by_key: dict = {}
+    for i, x in enumerate(leaves):
+      by_key.setdefault((tuple(x.shape), jnp.dtype(x.dtype)), []).append(i)
+    self.index = [np.asarray(v, np.int32) for v in by_key.values()]
+    self.gid = [np.asarray([groups[i] for i in v], np.int32)
+                for v in self.index]
+    self.stacks = [jnp.stack([leaves[i] for i in v]).astype(jnp.float32)
+                   for v in self.index]
+    self.num_leaves = len(leaves)
+    # Position of each leaf in the concatenation of the buckets.
+    order = np.concatenate(self.index) if self.index else np.zeros(0, np.int32)
+    self.inverse = np.argsort(order, kind="stable").astype(np.int32)
+
+  def per_leaf(self, values: Sequence[jax.Array]) -> jax.Array:
+    """Per-bucket ``(L_b, ...)`` arrays -> one ``(num_leaves, ...)`` array in
+    leaf order."""
+    if not values:
+      return jnp.zeros((0,), jnp.int32)
+    return jnp.concatenate(values)[self.inverse]
+
+  def counts(self, thresholds: jax.Array) -> list[jax.Array]:
+    """Per bucket, ``#(x <= t)`` per leaf for its group's thresholds:
+    ``(L_b, B)`` int32 from ``thresholds`` of shape ``(G, B)``."""
+    out = []
+    for x, gid in zip(self.stacks, self.gid):
+      t = thresholds.astype(jnp.float32)[gid]  # (L_b, B)
+      t = t.reshape((t.shape[0],) + (1,) * (x.ndim - 1) + (t.shape[1],))
+      out.append(jnp.sum(x[..., None] <= t, axis=tuple(range(1, x.ndim)),
+                         dtype=jnp.int32))
+    return out
+
+  def group_counts(self, thresholds: jax.Array, num_groups: int) -> jax.Array:
+    """``#(score <= t)`` per group: ``(G, B)`` int32."""
+    total = jnp.zeros(thresholds.shape, jnp.int32)
+    for c, gid in zip(self.counts(thresholds), self.gid):
+      if num_groups == 1:
+        total = total + jnp.sum(c, axis=0, keepdims=True)
+      else:
+        onehot = jnp.asarray(gid[None, :] == np.arange(num_groups)[:, None],
+                             jnp.int32)  # (G, L_b), static
+        total = total + jnp.sum(onehot[:, :, None] * c[None], axis=1)
+    return total
+
+
+def _refine(lo, hi, c_lo, c_hi, cand, counts, k):
+  """Tightest bracket ``count(lo) < k <= count(hi)`` given candidate counts."""
+  below = counts < k[:, None]
+  lo_c = jnp.max(jnp.where(below, cand, jnp.uint32(0)), axis=1)
+  c_lo_c = jnp.max(jnp.where(below, counts, -1), axis=1)
+  take_lo = below.any(axis=1) & (lo_c > lo)
+  hi_c = jnp.min(jnp.where(below, jnp.uint32(0xFFFFFFFF), cand), axis=1)
+  c_hi_c = jnp.min(jnp.where(below, jnp.iinfo(jnp.int32).max, counts), axis=1)
+  take_hi = (~below).any(axis=1) & (hi_c < hi)
+  return (jnp.where(take_lo, lo_c, lo), jnp.where(take_hi, hi_c, hi),
+          jnp.where(take_lo, c_lo_c, c_lo), jnp.where(take_hi, c_hi_c, c_hi))
+
+
+def _initial_bracket(sizes: np.ndarray):
+  g = sizes.shape[0]
+  return (jnp.full((g,), _KEY_NEG_INF - 1, jnp.uint32),
+          jnp.full((g,), _KEY_POS_INF, jnp.uint32),
+          jnp.zeros((g,), jnp.int32),
+          jnp.asarray(np.minimum(sizes, np.iinfo(np.int32).max), jnp.int32))
+
+
+def _fixed_search(buckets: _Buckets, k: jax.Array, sizes: np.ndarray):
+  lo, hi, c_lo, c_hi = _initial_bracket(sizes)
+  j = jnp.arange(1, _FIXED_CANDIDATES + 1, dtype=jnp.uint32)
+  for _ in range(_FIXED_PASSES):
+    width = hi - lo  # >= 1
+    step = width // 32 + (width % 32 != 0).astype(jnp.uint32)
+    cand = jnp.minimum(lo[:, None] + j[None, :] * step[:, None],
+                       (hi - 1)[:, None])
+    counts = buckets.group_counts(key_to_float(cand), k.shape[0])
+    # A finished group (width 1: its only candidate is lo) keeps its bracket.
+    active = (width > 1)[:, None]
+    counts = jnp.where(active, counts, c_hi[:, None])
+    cand = jnp.where(active, cand, hi[:, None])
+    lo, hi, c_lo, c_hi = _refine(lo, hi, c_lo, c_hi, cand, counts, k)
+  return lo, hi, c_lo
+
+
+def fixed_kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
+                       groups: Sequence[int] | None = None,
+                       num_groups: int = 1
+                       ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Exact k-th smallest score per group in a fixed number of passes.
+
+  The same answer as :func:`kth_smallest` without data-dependent control
+  flow: each of ``_FIXED_PASSES = 7`` passes counts ``#(score <= c)`` for 31
+  candidates ``c`` spaced evenly (step ``ceil(w / 32)``) inside the bracket
+  ``count(lo) < k <= count(hi)`` of ordered float32 keys, ``w = hi - lo``.
+
+  Why 7 passes suffice: consecutive candidates, ``lo`` to the first and the
+  last to ``hi`` are at most ``ceil(w / 32)`` keys apart, so a pass leaves a
+  bracket of width ``w' <= ceil(w / 32)``, and ``ceil(ceil(w / a) / a) =
+  ceil(w / a**2)``. The bracket starts one key below ``-inf`` and at
+  ``+inf``: ``W0 = 0xFF800000 - 0x007FFFFE < 2**32``, so after 7 passes
+  ``w <= ceil(W0 / 32**7) = 1``: ``hi`` is the k-th smallest key. Candidates
+  lie strictly inside the bracket, hence are never NaN bit patterns.
+
+  Leaves are stacked by (shape, dtype) (:class:`_Buckets`): a pass is one
+  counting kernel per bucket, whatever the number of leaves.
+
+  Args:
+    leaves: float score arrays. NaN scores are never counted as small.
+    k: int32 ``(num_groups,)``, ``1 <= k <= group size``.
+    groups: group index of each leaf (default: all in group 0).
+    num_groups: number of groups.
+
+  Returns:
+    ``(tau, below, under)`` as in :func:`kth_smallest`.
+  """
+  k = jnp.asarray(k, jnp.int32).reshape(num_groups)
+  groups = [0] * len(leaves) if groups is None else list(groups)
+  sizes = np.zeros(num_groups, np.int64)
+  for leaf, g in zip(leaves, groups):
+    sizes[g] += int(np.prod(leaf.shape))
+  lo, hi, c_lo = _fixed_search(_Buckets(leaves, groups), k, sizes)
+  return key_to_float(hi), c_lo, key_to_float(lo)
+
+
+def _segment_prefix(groups: Sequence[int]) -> np.ndarray:
+  """Static int32 matrix ``S[l, m] = (m < l) & (group m == group l)``:
+  ``S @ v`` is the exclusive prefix sum of ``v`` within each group."""
+  g = np.asarray(groups)
+  n = g.shape[0]
+  idx = np.arange(n)
+  return ((idx[None, :] < idx[:, None]) & (g[None, :] == g[:, None])
+          ).astype(np.int32)
+
+
+def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
+                       groups: Sequence[int], num_groups: int
+                       ) -> tuple[list[jax.Array], jax.Array]:
+  """:func:`prune_masks` with the fixed search on buckets and one ``cond``."""
+  sizes = np.zeros(num_groups, np.int64)
+  for leaf, g in zip(leaves, groups):
+    sizes[g] += int(np.prod(leaf.shape))
+  buckets = _Buckets(leaves, groups)
+  safe_k = jnp.maximum(k, 1)
+  lo, hi, below = _fixed_search(buckets, safe_k, sizes)
+  tau, under = key_to_float(hi), key_to_float(lo)
+  need = k - below  # ties at tau still to prune, per group
+  gid = np.asarray(groups, np.int32)
+  prefix = jnp.asarray(_segment_prefix(groups))
+  # Per leaf, #(x < tau) and #(x <= tau) in one counting pass.
+  pair = buckets.per_leaf(buckets.counts(jnp.stack([under, tau], axis=1)))
+  ties = pair[:, 1] - pair[:, 0]  # (num_leaves,), leaf order
+  group_ties = jnp.zeros((num_groups,), jnp.int32).at[gid].add(ties)
+  # With more to prune than non-NaN scores, the rest are NaN scores.
+  extra = jnp.maximum(need - group_ties, 0)
+  offset = prefix @ ties
+  take = jnp.clip(need[gid] - offset, 0, ties)
+  partial = (take > 0) & (take < ties)
+  full = (take == ties) & (take > 0)
+  kpos = (k > 0)[gid]
+  tau_l = tau[gid]
+
+  def split(values):  # (num_leaves, ...) leaf order -> per bucket
+    return [values[idx] for idx in buckets.index]
+
+  def expand(v, x):
+    return v.reshape(v.shape + (1,) * (x.ndim - 1))
+
+  def simple(_):  # every leaf prunes all of its ties at tau, or none
+    return [(x < expand(t, x)) | ((x == expand(t, x)) & expand(f, x))
+            for x, t, f in zip(buckets.stacks, split(tau_l), split(full))]
+
+  def ranked(_):
+    nans = buckets.per_leaf([jnp.sum(jnp.isnan(x), axis=tuple(
+        range(1, x.ndim)), dtype=jnp.int32) for x in buckets.stacks])
+    nan_take = jnp.clip(extra[gid] - prefix @ nans, 0, nans)
+    out = []
+    for x, t, tk, nt in zip(buckets.stacks, split(tau_l), split(take),
+                            split(nan_take)):
+      eq = x == expand(t, x)
+      isnan = jnp.isnan(x)
+      out.append((x < expand(t, x))
+                 | (eq & (_row_major_rank(eq, 1) <= expand(tk, x)))
+                 | (isnan & (_row_major_rank(isnan, 1) <= expand(nt, x))))
+    return out
+
+  pruned = jax.lax.cond(jnp.any(partial) | jnp.any(extra > 0), ranked, simple,
+                        None)
+  masks = [None] * len(leaves)
+  for p, idx, kp in zip(pruned, buckets.index, split(kpos)):
+    p = p & expand(kp, p)
+    for j, i in enumerate(idx):
+      masks[int(i)] = ~p[j]
+  return masks, _report_tau(tau, extra, k)
+
+
+def _report_tau(tau, extra, k):
+  # Report a threshold that stands for 0 (a denormal under flush-to-zero) as 0.
+  tau = jnp.where(jnp.abs(tau) < jnp.finfo(jnp.float32).tiny, 0.0, tau)
+  tau = jnp.where(extra > 0, jnp.nan, tau)
+  return jnp.where(k > 0, tau, -jnp.inf)
+
+
+def _row_major_rank(flag: jax.Array, batch_dims: int = 0) -> jax.Array:
   """Inclusive count of ``True`` entries up to each entry, in row-major order.
 
   A cumsum along the last axis plus the exclusive prefix sum of the row
@@ -237,14 +510,16 @@ def _row_major_rank(flag: jax.Array) -> jax.Array:
   sharded along a leading axis the long scan stays local to each shard and
   only the short vector of row totals crosses devices (a scan over a
   flattened sharded array measured minutes at 7M entries on 8 fake CPU
-  devices).
+  devices). The first ``batch_dims`` axes index independent arrays (a
+  bucket of stacked leaves).
   """
   c = flag.astype(jnp.int32)
-  if c.ndim <= 1:
-    return jnp.cumsum(c.reshape(-1)).reshape(c.shape)
+  lead = c.shape[:batch_dims]
+  if c.ndim - batch_dims <= 1:
+    return jnp.cumsum(c.reshape(lead + (-1,)), axis=-1).reshape(c.shape)
   within = jnp.cumsum(c, axis=-1)
-  rows = jnp.sum(c, axis=-1).reshape(-1)
-  before = (jnp.cumsum(rows) - rows).reshape(c.shape[:-1])
+  rows = jnp.sum(c, axis=-1).reshape(lead + (-1,))
+  before = (jnp.cumsum(rows, axis=-1) - rows).reshape(c.shape[:-1])
   return within + before[..., None]
 
 
@@ -263,7 +538,8 @@ def _first_nans(x: jax.Array, take: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
                 groups: Sequence[int] | None = None,
-                num_groups: int = 1) -> tuple[list[jax.Array], jax.Array]:
+                num_groups: int = 1, *, search: str | None = None
+                ) -> tuple[list[jax.Array], jax.Array]:
   """Boolean keep-masks that prune exactly ``k`` lowest scores per group.
 
   Args:
@@ -272,6 +548,9 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
       (``0 <= k <= group size``).
     groups: group index of each leaf; ``None`` means one global group.
     num_groups: number of groups.
+    search: ``"adaptive"``, ``"fixed"``, ``"auto"`` or ``None`` (the
+      :func:`search_mode` in effect, ``"auto"`` by default): see the module
+      docstring. The result does not depend on it.
 
   NaN scores rank above every other score (``+inf`` included), as in
   ``np.sort``: they are pruned only when ``k`` exceeds the number of other
@@ -287,6 +566,10 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
   k = jnp.asarray(k, jnp.int32).reshape(num_groups)
   if groups is None:
     groups = [0] * len(leaves)
+  if not leaves:
+    return [], jnp.full((num_groups,), -jnp.inf, jnp.float32)
+  if _resolve_search(search) == "fixed":
+    return _prune_masks_fixed(leaves, k, list(groups), num_groups)
   safe_k = jnp.maximum(k, 1)
   tau, below, under, _ = kth_smallest(leaves, safe_k, groups, num_groups)
   need = k - below  # ties at tau still to prune, per group
@@ -324,11 +607,7 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
     nan_offset[g] = nan_offset[g] + nans
     pruned = (pruned | nan_pruned) & (k[g] > 0)
     masks.append(~pruned)
-  # Report a threshold that stands for 0 (a denormal under flush-to-zero) as 0.
-  tau = jnp.where(jnp.abs(tau) < jnp.finfo(jnp.float32).tiny, 0.0, tau)
-  tau = jnp.where(extra > 0, jnp.nan, tau)
-  tau = jnp.where(k > 0, tau, -jnp.inf)
-  return masks, tau
+  return masks, _report_tau(tau, extra, k)
 
 
 def floor_mul(n: int, p: jax.Array) -> jax.Array:

@@ -13,7 +13,7 @@ Data flows one way::
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,7 @@ import optax
 from jaxprune import patterns as patterns_lib
 from jaxprune import _checks
 from jaxprune import schedules as schedules_lib
+from jaxprune import step_kinds as step_kinds_lib
 from jaxprune import where as where_lib
 from jaxprune.methods import _common
 
@@ -59,6 +60,11 @@ class Scorer(NamedTuple):
       whose inputs are NaN or inf unchanged; otherwise :func:`prune`
       applies ``where(isfinite(g * theta'), new, old)`` to every
       params-shaped part of the returned state.
+    step_hint: optional ``step -> bool`` (jnp code, vmappable): a decision
+      of ``update`` that depends on the step only (PLATON: the step closes a
+      window). When given, ``update`` takes the keyword argument ``hint``:
+      that decision as a Python bool (see :mod:`jaxprune.step_kinds`), or
+      ``None`` to trace it.
 
   Performance note: :func:`prune` orders its masked update after the first
   params-shaped array of the state (in tree order), so a scorer whose passes
@@ -73,6 +79,7 @@ class Scorer(NamedTuple):
   uses_params: bool = False
   needs_inner_state: bool = False
   guards_nonfinite: bool = False
+  step_hint: Optional[Callable[[jax.Array], jax.Array]] = None
 
 
 class PruneState(NamedTuple):
@@ -92,6 +99,9 @@ class PruneState(NamedTuple):
       With a ``pattern`` other than unstructured, ``G``, ``k`` and the
       threshold are the pattern's (see :class:`jaxprune.patterns.Layout`).
     stale: bool, whether the scores changed since the last selection.
+    kind_mismatch: bool, set (for good) when a step ran with a
+      :class:`~jaxprune.step_kinds.StepKind` that this state contradicts;
+      see :func:`jaxprune.step_kinds.check`.
   """
   count: jax.Array
   inner_state: optax.OptState
@@ -100,6 +110,7 @@ class PruneState(NamedTuple):
   threshold: jax.Array
   num_pruned: jax.Array
   stale: jax.Array
+  kind_mismatch: jax.Array
 
 
 def _masked_tree(params: Tree, flags: list[bool], fn: Callable) -> Tree:
@@ -203,6 +214,14 @@ def prune(optimizer: optax.GradientTransformation,
   irreversible: at each selection the weights pruned so far rank below every
   other weight, so they stay pruned; it implies ``persistent_mask``.
 
+  Step kinds: ``update`` takes an optional keyword ``step_kind``, the
+  :class:`~jaxprune.step_kinds.StepKind` of this step from
+  ``jaxprune.step_kind(tx, step)``. With it the step's decisions (select,
+  apply the masks, the scorer's window) are Python constants and the
+  compiled step has no ``cond``; without it they are traced. Both give
+  bitwise the same results; a kind that contradicts the state sets its
+  ``kind_mismatch`` flag (see :mod:`jaxprune.step_kinds`).
+
   Non-finite gradients: wherever ``g * theta'`` is NaN or inf (either factor
   non-finite), the scorer state of that weight is left as it was, so scores,
   masks and thresholds stay finite (PLATON and PINS test their sensitivity,
@@ -263,6 +282,7 @@ def prune(optimizer: optax.GradientTransformation,
     pattern.check_target(target)
   persistent_mask = bool(persistent_mask or monotone)
   frozen_fn = schedule.frozen or (lambda step: jnp.asarray(False))
+  bound = {}  # the layout of the params last seen by init/update (host kinds)
 
   def layout_for(params, flags) -> patterns_lib.Layout:
     pl = jax.tree_util.tree_leaves_with_path(params)
@@ -277,7 +297,9 @@ def prune(optimizer: optax.GradientTransformation,
     if sum(sizes) >= 2**31:
       raise ValueError("at most 2**31 - 1 prunable scalars are supported, got "
                        f"{sum(sizes)}")
-    num_groups = layout_for(params, flags).num_groups
+    layout = layout_for(params, flags)
+    bound["layout"] = layout
+    num_groups = layout.num_groups
     for (path, leaf), f in zip(jax.tree_util.tree_leaves_with_path(params),
                                flags):
       if (f and not isinstance(leaf, jax.core.Tracer)
@@ -294,14 +316,49 @@ def prune(optimizer: optax.GradientTransformation,
         threshold=jnp.full((num_groups,), -jnp.inf, jnp.float32),
         num_pruned=jnp.zeros((num_groups,), jnp.int32),
         stale=jnp.ones([], jnp.bool_),
+        kind_mismatch=jnp.zeros([], jnp.bool_),
     )
 
-  def update_fn(updates, state, params=None, **extra_args):
+  def decisions(step, layout, state_stale, num_pruned):
+    """The traced decisions of a step: (k, reselect, apply, stale)."""
+    frac = schedule.sparsity(step)
+    k = layout.k(frac, frac == jnp.float32(target))
+    event = schedule.is_event(step)
+    stale = state_stale | scorer.changes_at(step) | scorer.uses_params
+    reselect = event & (stale | jnp.any(k != num_pruned))
+    apply = (jnp.asarray(True) if persistent_mask
+             else event | frozen_fn(step))
+    return k, reselect, apply, stale
+
+  def host_flags(step):
+    layout = bound.get("layout")
+    if layout is None:
+      raise ValueError("call `tx.init(params)` before asking for step kinds "
+                       "(jaxprune.step_kind): they depend on the params' "
+                       "prunable sizes")
+    frac = schedule.sparsity(step)
+    k = layout.k(frac, frac == jnp.float32(target))
+    apply = (jnp.asarray(True) if persistent_mask
+             else schedule.is_event(step) | frozen_fn(step))
+    hint = (scorer.step_hint(step) if scorer.step_hint is not None
+            else jnp.asarray(False))
+    changes = scorer.changes_at(step) | scorer.uses_params
+    return schedule.is_event(step), apply, changes, k, hint
+
+  host_kinds = step_kinds_lib.HostKinds(host_flags, scorer.uses_params,
+                                        scorer.step_hint is not None)
+
+  def update_fn(updates, state, params=None, *, step_kind=None,
+                **extra_args):
     if params is None:
       raise ValueError("`params` must be passed to `update` of a pruning "
                        "transformation (tx.update(grads, state, params))")
     if not isinstance(state, PruneState):
       raise ValueError(f"`state` must be a PruneState, got {type(state)}")
+    if step_kind is not None and not isinstance(step_kind,
+                                                step_kinds_lib.StepKind):
+      raise ValueError("`step_kind` must be None or a jaxprune StepKind "
+                       f"(from jaxprune.step_kind(tx, step)), got {step_kind!r}")
     _check_trees("grads", updates, params)
     flags = where_lib.resolve(where, params)
     mask_struct = jax.tree_util.tree_structure(
@@ -354,6 +411,8 @@ def prune(optimizer: optax.GradientTransformation,
     # is; inf * 0 = nan). Element-wise, so XLA fuses it into the update.
     extra = ({"inner_state": inner_state} if scorer.needs_inner_state
              else {})
+    if scorer.step_hint is not None and step_kind is not None:
+      extra["hint"] = step_kind.scorer
     scorer_state = scorer.update(state.scorer_state, as_tree(sel_g),
                                  as_tree(new_p), as_tree(sel_p), step, **extra)
     if not scorer.guards_nonfinite:
@@ -364,12 +423,9 @@ def prune(optimizer: optax.GradientTransformation,
 
     # 3. Schedule: k per group; select only if scores or k changed.
     layout = layout_for(params, flags)
-    frac = schedule.sparsity(step)
-    at_target = frac == jnp.float32(target)
-    k = layout.k(frac, at_target)
-    event = schedule.is_event(step)
-    stale = state.stale | scorer.changes_at(step) | scorer.uses_params
-    reselect = event & (stale | jnp.any(k != state.num_pruned))
+    bound["layout"] = layout
+    k, reselect, apply, stale = decisions(step, layout, state.stale,
+                                          state.num_pruned)
 
     def select(_):
       scores = jax.tree_util.tree_leaves(scorer.scores(scorer_state,
@@ -381,13 +437,22 @@ def prune(optimizer: optax.GradientTransformation,
     def keep(_):
       return list(m_sel), state.threshold
 
-    masks, threshold = jax.lax.cond(reselect, select, keep, None)
+    kind_mismatch = state.kind_mismatch
+    if step_kind is None:
+      masks, threshold = jax.lax.cond(reselect, select, keep, None)
+    else:  # decided on the host: no cond; check the decisions on the device
+      wrong = ((reselect != step_kind.select) |
+               (apply != step_kind.apply))
+      if scorer.step_hint is not None:
+        wrong = wrong | (scorer.step_hint(step) != bool(step_kind.scorer))
+      kind_mismatch = kind_mismatch | wrong
+      reselect = jnp.asarray(bool(step_kind.select))
+      masks, threshold = (select if step_kind.select else keep)(None)
+      apply = bool(step_kind.apply)
     num_pruned = jnp.where(reselect, k, state.num_pruned)
     stale = stale & ~reselect
 
     # 4. Zero pruned weights through the updates: p + (-p) == 0 exactly.
-    apply = (jnp.asarray(True) if persistent_mask
-             else event | frozen_fn(step))
     # Ordered after the scorer's last pass (the first params-shaped state
     # array, see `Scorer`), which also reads params: XLA then updates params
     # in place instead of copying them first.
@@ -396,10 +461,11 @@ def prune(optimizer: optax.GradientTransformation,
     for p, u, f in zip(p_leaves, u_leaves, flags):
       if f:
         m, dep = next(it_m), next(it_last)
-        cond = apply & ~m
-        if dep is not None:
-          cond = cond & _common.after(dep)
-        u = jnp.where(cond, -p.astype(u.dtype), u)
+        if apply is not False:  # a traced flag, or True
+          cond = ~m if apply is True else apply & ~m
+          if dep is not None:
+            cond = cond & _common.after(dep)
+          u = jnp.where(cond, -p.astype(u.dtype), u)
       out.append(u)
     new_state = PruneState(
         count=optax.safe_increment(step),
@@ -409,7 +475,9 @@ def prune(optimizer: optax.GradientTransformation,
         threshold=threshold,
         num_pruned=num_pruned,
         stale=stale,
+        kind_mismatch=kind_mismatch,
     )
     return treedef.unflatten(out), new_state
 
+  setattr(update_fn, step_kinds_lib._ATTR, host_kinds)  # pylint: disable=protected-access
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -7,6 +7,7 @@ row-major index) and ``np.partition`` for the threshold.
 """
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -28,10 +29,14 @@ EXTRA = {"mgpp": dict(num_examples=64), "pins": dict(learning_rate=1e-2)}
 
 
 def numpy_keep(leaves, k):
-  """Keep-masks pruning the ``k`` smallest (stable: leaf, then row-major)."""
+  """Keep-masks pruning the ``k`` smallest (stable: leaf, then row-major).
+
+  Denormals compare as 0 (XLA:CPU flushes them to zero in comparisons).
+  """
   if not leaves:
     return []
   flat = np.concatenate([np.asarray(x, np.float32).ravel() for x in leaves])
+  flat = np.where(np.abs(flat) < np.finfo(np.float32).tiny, 0.0, flat)
   keep = np.ones(flat.size, bool)
   keep[np.argsort(flat, kind="stable")[:k]] = False
   out, start = [], 0
@@ -45,12 +50,16 @@ def pruned_count(masks) -> int:
   return sum(int((~np.asarray(m)).sum()) for m in masks)
 
 
-@jax.jit
-def _prune_masks_global(leaves, k):
-  return selection.prune_masks(leaves, k)
+SEARCHES = ["adaptive", "fixed"]  # both searches must give numpy's answer
 
 
-_prune_masks_grouped = jax.jit(selection.prune_masks, static_argnums=(2, 3))
+@functools.partial(jax.jit, static_argnames="search")
+def _prune_masks_global(leaves, k, search=None):
+  return selection.prune_masks(leaves, k, search=search)
+
+
+_prune_masks_grouped = jax.jit(selection.prune_masks, static_argnums=(2, 3),
+                               static_argnames="search")
 
 
 @jax.jit
@@ -67,20 +76,22 @@ def _flush(x: float) -> float:
 
 
 def check_global_selection(leaves: list[np.ndarray], k: int,
-                           kth: bool = True) -> None:
+                           kth: bool = True, search: str = "adaptive"
+                           ) -> None:
   """Jitted ``prune_masks`` (and ``kth_smallest``) against numpy for one ``k``."""
   masks, tau = _prune_masks_global([jnp.asarray(x) for x in leaves],
-                                   jnp.array([k], jnp.int32))
+                                   jnp.array([k], jnp.int32), search=search)
   expected = numpy_keep(leaves, k)
   assert pruned_count(masks) == k
   for m, e in zip(masks, expected):
     assert m.shape == e.shape and m.dtype == jnp.bool_
     np.testing.assert_array_equal(np.asarray(m), e)
   flat = np.concatenate([np.asarray(x, np.float32).ravel() for x in leaves])
+  flat = np.where(np.abs(flat) < np.finfo(np.float32).tiny, 0.0, flat)
   if k == 0:
     assert float(tau[0]) == -np.inf
     return
-  want = np.partition(flat, k - 1)[k - 1]  # NaN sorts last, as in numpy
+  want = _flush(np.partition(flat, k - 1)[k - 1])  # NaN sorts last
   assert _same(float(tau[0]), want), (float(tau[0]), want)
   if not kth or np.isnan(want):  # kth_smallest: k <= non-NaN scores only
     return
@@ -114,8 +125,9 @@ TINY_CASES = {
 }
 
 
+@pytest.mark.parametrize("search", SEARCHES)
 @pytest.mark.parametrize("name", sorted(TINY_CASES))
-def test_tiny_scores_and_ties_keep_exact_k(name):
+def test_tiny_scores_and_ties_keep_exact_k(name, search):
   rng = np.random.default_rng(len(name))
   shapes = [(7, 5), (1, 1), (13,), (3, 4, 2)]
   n = sum(math.prod(s) for s in shapes)
@@ -125,7 +137,7 @@ def test_tiny_scores_and_ties_keep_exact_k(name):
     leaves.append(flat[start:start + math.prod(s)].reshape(s))
     start += math.prod(s)
   for k in sorted({0, 1, 2, n // 3, n // 2, n - 1, n}):
-    check_global_selection(leaves, k)
+    check_global_selection(leaves, k, search=search)
 
 
 # ------------------------------------------------ leaves of size 0 and 1
@@ -137,12 +149,13 @@ def test_tiny_scores_and_ties_keep_exact_k(name):
     [(0, 3), (2, 0), (1,), (1, 1, 1)],
     [(4, 4), (0,), (1,), (0,)],
 ])
-def test_selection_with_leaves_of_size_0_and_1(shapes):
+@pytest.mark.parametrize("search", SEARCHES)
+def test_selection_with_leaves_of_size_0_and_1(shapes, search):
   rng = np.random.default_rng(0)
   leaves = [rng.integers(0, 3, s).astype(np.float32) for s in shapes]
   n = sum(x.size for x in leaves)
   for k in range(n + 1):
-    check_global_selection(leaves, k)
+    check_global_selection(leaves, k, search=search)
 
 
 def test_selection_over_no_scalars_prunes_nothing():
@@ -329,7 +342,7 @@ def score_leaves(draw):
   seed = draw(st.integers(0, 2**32 - 1))
   levels = draw(st.integers(1, 6))
   mode = draw(st.sampled_from(["levels", "specials", "random", "mixed"]))
-  scale = draw(st.sampled_from([1.0, 1e-30, 1e30]))
+  scale = draw(st.sampled_from([1.0, 1e-30, 1e30, 1e-40]))  # 1e-40: denormal
   rng = np.random.default_rng(seed)
   leaves = []
   for s in shapes:
@@ -350,18 +363,22 @@ def score_leaves(draw):
 @hypothesis.settings(deadline=None, max_examples=30,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(leaves=score_leaves(),
-                  fracs=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3))
-def test_property_global_selection_matches_numpy(leaves, fracs):
+                  fracs=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
+                  search=st.sampled_from(SEARCHES))
+def test_property_global_selection_matches_numpy(leaves, fracs, search):
   n = sum(x.size for x in leaves)
   for frac in fracs:  # k is traced: one compilation serves every k
-    check_global_selection(leaves, min(n, int(frac * (n + 1))), kth=False)
+    check_global_selection(leaves, min(n, int(frac * (n + 1))), kth=False,
+                           search=search)
 
 
 @hypothesis.settings(deadline=None, max_examples=20,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(leaves=score_leaves(), fracs=st.lists(
-    st.floats(0.0, 1.0), min_size=4, max_size=4), data=st.data())
-def test_property_grouped_selection_matches_numpy(leaves, fracs, data):
+    st.floats(0.0, 1.0), min_size=4, max_size=4), data=st.data(),
+                  search=st.sampled_from(SEARCHES))
+def test_property_grouped_selection_matches_numpy(leaves, fracs, data,
+                                                  search):
   """Leaves in random groups: each group is selected on its own."""
   num_groups = data.draw(st.integers(1, len(leaves)))
   groups = tuple(data.draw(st.integers(0, num_groups - 1))
@@ -369,8 +386,9 @@ def test_property_grouped_selection_matches_numpy(leaves, fracs, data):
   sizes = [sum(x.size for x, g in zip(leaves, groups) if g == i)
            for i in range(num_groups)]
   ks = [min(s, int(f * (s + 1))) for s, f in zip(sizes, fracs)]
-  masks, tau = _prune_masks_grouped([jnp.asarray(x) for x in leaves], jnp.array(ks, jnp.int32),
-                  groups, num_groups)
+  masks, tau = _prune_masks_grouped([jnp.asarray(x) for x in leaves],
+                                    jnp.array(ks, jnp.int32), groups,
+                                    num_groups, search=search)
   for i in range(num_groups):
     members = [j for j, g in enumerate(groups) if g == i]
     expected = numpy_keep([leaves[j] for j in members], ks[i])
@@ -378,19 +396,22 @@ def test_property_grouped_selection_matches_numpy(leaves, fracs, data):
       np.testing.assert_array_equal(np.asarray(masks[j]), e)
     if ks[i] > 0:
       flat = np.concatenate([leaves[j].ravel() for j in members])
-      assert _same(float(tau[i]), np.partition(flat, ks[i] - 1)[ks[i] - 1])
+      assert _same(float(tau[i]),
+                   _flush(np.partition(flat, ks[i] - 1)[ks[i] - 1]))
     else:
       assert float(tau[i]) == -np.inf
 
 
-def test_grouped_selection_with_nan_and_inf_beside_a_longer_search():
+@pytest.mark.parametrize("search", SEARCHES)
+def test_grouped_selection_with_nan_and_inf_beside_a_longer_search(search):
   """Regression (found by the property test): group 0 finishes its search
   at +inf while group 1 still searches; group 0 must not re-measure +inf
   (its count excludes the NaN) and so lose the +inf from its ties."""
   leaves = [np.float32(np.nan), np.float32(0.0),
             np.array([1e30, -1, 1e-30, -1, np.inf, 1e-30, 1e30], np.float32)]
   masks, tau = _prune_masks_grouped([jnp.asarray(x) for x in leaves],
-                                    jnp.array([8, 0], jnp.int32), (0, 1, 0), 2)
+                                    jnp.array([8, 0], jnp.int32), (0, 1, 0), 2,
+                                    search=search)
   assert [bool(m) for m in masks[:2]] == [False, True]
   np.testing.assert_array_equal(np.asarray(masks[2]), np.zeros(7, bool))
   assert np.isnan(float(tau[0])) and float(tau[1]) == -np.inf

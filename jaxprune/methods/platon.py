@@ -85,9 +85,12 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
     zeros = lambda: _common.zeros(params)
     return PlatonScoreState(zeros(), zeros(), zeros())
 
-  def update(state, grads, new_params, params, step, inner_state=None):
+  def update(state, grads, new_params, params, step, inner_state=None,
+             hint=None):
     local = jnp.asarray(step, jnp.int32) % delta_t
-    boundary = local == 0
+    # `hint`: whether this step closes a window, decided on the host
+    # (jaxprune.step_kinds); then no cond and no per-step `where` is needed.
+    boundary = local == 0 if hint is None else bool(hint)
     lf = local.astype(jnp.float32)
     sens_tree = sensitivity(grads, new_params, params, step, inner_state)
 
@@ -98,11 +101,15 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
     # size on CPU). Weights whose sensitivity is NaN or inf keep their state.
     ok_tree = jax.tree.map(jnp.isfinite, sens_tree)
 
+    # Each EMA is written with one product (x + (1 - b) (y - x)), so
+    # that a compiler contracting a * b + c into an FMA has one way to do
+    # it: the traced and the hinted step (differently fused programs) then
+    # round alike, bit for bit.
     def ema(iwin, ibar, ubar, ok, upd):
-      new_ibar = beta1 * ibar + (1 - beta1) * iwin
+      new_ibar = ibar + (1 - beta1) * (iwin - ibar)
       ubar = jnp.where(
           upd & ok,
-          beta2 * ubar + (1 - beta2) * jnp.abs(iwin - new_ibar), ubar)
+          ubar + (1 - beta2) * (jnp.abs(iwin - new_ibar) - ubar), ubar)
       ibar = jnp.where(upd & ok & _common.after(ubar), new_ibar, ibar)
       return ibar, ubar
 
@@ -113,7 +120,10 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
       return (jax.tree.map(lambda o: o[0], out, is_leaf=is_pair),
               jax.tree.map(lambda o: o[1], out, is_leaf=is_pair))
 
-    if skip_ema_with_cond():
+    if hint is not None:
+      ibar_t, ubar_t = ((ema_all(True, state.ibar, state.ubar)) if boundary
+                        else (state.ibar, state.ubar))
+    elif skip_ema_with_cond():
       # Ibar and Ubar change only at window boundaries: on CPU a cond that
       # leaves them untouched inside a window saves two passes per step.
       ibar_t, ubar_t = jax.lax.cond(
@@ -123,9 +133,13 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
       ibar_t, ubar_t = ema_all(boundary, state.ibar, state.ubar)
 
     def window(iwin, ibar, ubar, sens, ok):
-      new_iwin = jnp.where(boundary, sens, (iwin * lf + sens) / (lf + 1.0))
-      return jnp.where(ok & _common.after(ibar) & _common.after(ubar),
-                       new_iwin, iwin)
+      if hint is None:
+        new_iwin = jnp.where(boundary, sens, (iwin * lf + sens) / (lf + 1.0))
+      else:
+        new_iwin = sens if boundary else (iwin * lf + sens) / (lf + 1.0)
+      if hint is None or boundary:  # the EMA passes read the old Iwin
+        ok = ok & _common.after(ibar) & _common.after(ubar)
+      return jnp.where(ok, new_iwin, iwin)
 
     iwin_t = jax.tree.map(window, state.iwin, ibar_t, ubar_t, sens_tree,
                           ok_tree)
@@ -140,7 +154,7 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
 
   return transform.Scorer(init, update, scores, changes_at,
                           needs_inner_state=needs_inner_state,
-                          guards_nonfinite=True)
+                          guards_nonfinite=True, step_hint=changes_at)
 
 
 def platon_scorer(beta1: float = 0.85, beta2: float = 0.95,

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import step_kinds
 from jaxprune.train import _validate
 from jaxprune.transform import PruneState
 
@@ -279,7 +280,9 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
       done += 1
       last_step = s + 1 == num_steps
       if (s + 1) % log_every == 0 or last_step:
-        metrics = {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}
+        step_kinds.check(metrics)  # a wrong step kind: raise, don't log on
+        metrics = {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()
+                   if k != "kind_mismatch"}
         now = time.perf_counter()
         rate = (s + 1 - s_last) / max(now - t_last, 1e-9)
         t_last, s_last = now, s + 1
@@ -302,6 +305,7 @@ def fit(step_fn: Callable, params: Any, opt_state: Any,
         emit({"step": s + 1, "eval": result})
       if ckpt is not None and ((ckpt_every and (s + 1) % ckpt_every == 0)
                                or last_step):
+        step_kinds.check(opt_state)  # never checkpoint a wrong-kind state
         ckpt.save(s + 1, {"params": params, "opt_state": opt_state,
                           "step": np.full((), s + 1, np.int64)})
       if stop_after is not None and done >= stop_after:

@@ -9,6 +9,15 @@ dropout and ``aux`` a dict of scalar metrics, and any optax transformation
 (pruning or not). Params and optimizer state are donated, so XLA updates them
 in place (without donation step times swing by ~40% and memory doubles).
 
+Step kinds: when ``tx`` holds a pruning transformation and the step index is
+a Python int, each step asks :func:`jaxprune.step_kind` what the step does
+and runs the program compiled for that kind (a handful per run, compiled on
+first use), so ordinary steps carry no ``cond`` (on a GPU each is a host
+synchronisation). The metrics then include ``kind_mismatch``, which
+:func:`jaxprune.train.fit` checks at every log point
+(:func:`jaxprune.step_kinds.check`). A traced step index falls back to the
+traced program.
+
 Dropout RNG: the key for step ``s`` is ``fold_in(rng, s)``; under ``pmap`` it
 is further folded with the device index, so replicas drop different units
 while the pruning state, computed from the averaged gradients, stays
@@ -22,9 +31,11 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxprune import step_kinds
 from jaxprune.train import _validate
 
 __all__ = [
@@ -47,7 +58,7 @@ def _check_step_args(loss_fn: Any, tx: Any, donate: Any) -> None:
 
 
 def _grad_step(loss_fn: LossFn, tx: optax.GradientTransformation,
-               axis_name: str | None):
+               axis_name: str | None, kind: Any = None):
 
   def step(params, opt_state, batch, rng, step_index):
     rng = jax.random.fold_in(rng, step_index)
@@ -59,11 +70,44 @@ def _grad_step(loss_fn: LossFn, tx: optax.GradientTransformation,
       grads = jax.lax.pmean(grads, axis_name)
       loss = jax.lax.pmean(loss, axis_name)
       aux = jax.lax.pmean(aux, axis_name)
-    updates, opt_state = tx.update(grads, opt_state, params)
+    if kind is None:
+      updates, opt_state = tx.update(grads, opt_state, params)
+    else:
+      updates, opt_state = tx.update(grads, opt_state, params,
+                                     step_kind=kind)
     params = optax.apply_updates(params, updates)
     metrics = {"loss": loss, **aux}
+    if kind is not None:
+      metrics["kind_mismatch"] = step_kinds.mismatch(opt_state)
     return params, opt_state, metrics
 
+  return step
+
+
+def _by_kind(tx: optax.GradientTransformation,
+             build: Callable[[Any], Callable]) -> Callable:
+  """A step that runs ``build(kind)``'s program for each step's kind.
+
+  ``build(None)`` is the traced program: used when ``tx`` holds no pruning
+  transformation (or several) or the step index is not a Python int.
+  """
+  kinds = (step_kinds.find(tx)
+           if isinstance(tx, optax.GradientTransformationExtraArgs) else None)
+  programs: dict = {}
+
+  def program(kind):
+    if kind not in programs:
+      programs[kind] = build(kind)
+    return programs[kind]
+
+  def step(params, opt_state, batch, rng, step_index):
+    kind = None
+    if kinds is not None and isinstance(step_index, (int, np.integer)):
+      kind = kinds(int(step_index))
+    return program(kind)(params, opt_state, batch, rng, step_index)
+
+  step.program = program  # for inspection (compiled HLO, kernel counts)
+  step.step_kinds = kinds
   return step
 
 
@@ -90,8 +134,9 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
     4
   """
   _check_step_args(loss_fn, tx, donate)
-  return jax.jit(_grad_step(loss_fn, tx, None),
-                 donate_argnums=(0, 1) if donate else ())
+  return _by_kind(tx, lambda kind: jax.jit(
+      _grad_step(loss_fn, tx, None, kind),
+      donate_argnums=(0, 1) if donate else ()))
 
 
 def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
@@ -108,9 +153,10 @@ def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
   if not isinstance(axis_name, str) or not axis_name:
     raise ValueError(
         f"`axis_name` must be a non-empty string, got {axis_name!r}")
-  step = _grad_step(loss_fn, tx, axis_name)
-  return jax.pmap(step, axis_name=axis_name, in_axes=(0, 0, 0, None, None),
-                  donate_argnums=(0, 1) if donate else (), devices=devices)
+  return _by_kind(tx, lambda kind: jax.pmap(
+      _grad_step(loss_fn, tx, axis_name, kind), axis_name=axis_name,
+      in_axes=(0, 0, 0, None, None),
+      donate_argnums=(0, 1) if donate else (), devices=devices))
 
 
 def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
@@ -181,12 +227,12 @@ def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
       raise ValueError(
           f"`{name}` must be a sharding or a pytree of shardings, got None")
   rep = None
-  return jax.jit(
-      _grad_step(loss_fn, tx, None),
+  return _by_kind(tx, lambda kind: jax.jit(
+      _grad_step(loss_fn, tx, None, kind),
       in_shardings=(param_shardings, opt_state_shardings, batch_sharding, rep,
                     rep),
       out_shardings=(param_shardings, opt_state_shardings, rep),
-      donate_argnums=(0, 1) if donate else ())
+      donate_argnums=(0, 1) if donate else ()))
 
 
 def host_local_to_global(batch: Any, sharding: NamedSharding) -> Any:
