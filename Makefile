@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench gpu-proxy clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,5 +31,26 @@ bench: $(STAMP)
 	$(PY) benchmarks/selection.py
 	$(PY) benchmarks/platon_overhead.py
 
+# GPU proxy (benchmarks/gpu_proxy.py): compiles the BERT-base update and train
+# step for an H100 on this CPU ("deviceless" AOT) and counts kernels, syncs and
+# bytes. Its own venv, so the test venv never sees the CUDA plugin. The plugin
+# and its PJRT package must have exactly jaxlib's version: pinned from the
+# jaxlib that pip installed. No GPU or CUDA libraries needed (~480 MB).
+# Example: make gpu-proxy ARGS="--layers 1 --what update --methods platon"
+PROXY_VENV ?= .venv-proxy
+PROXY_PY := $(PROXY_VENV)/bin/python
+PROXY_STAMP := $(PROXY_VENV)/.installed-proxy
+
+$(PROXY_STAMP): pyproject.toml Makefile
+	test -x $(PROXY_PY) || $(PYTHON) -m venv $(PROXY_VENV)
+	$(PROXY_PY) -m pip install -q --upgrade pip
+	$(PROXY_PY) -m pip install -q -e ".[train]"
+	V=$$($(PROXY_PY) -c "import jaxlib; print(jaxlib.__version__)") && \
+	  $(PROXY_PY) -m pip install -q "jax-cuda12-plugin==$$V" "jax-cuda12-pjrt==$$V"
+	touch $(PROXY_STAMP)
+
+gpu-proxy: $(PROXY_STAMP)
+	$(PROXY_PY) benchmarks/gpu_proxy.py $(ARGS)
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-proxy

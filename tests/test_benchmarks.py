@@ -123,3 +123,52 @@ def test_pruning_state_bytes_tiny(method):
   constant = 4 + 1 + 8 * groups + (4 if method == "mgpp" else 0)
   assert r["constant_bytes"] == constant
   assert r["total_bytes"] == per_weight * n + constant
+
+
+def test_gpu_proxy_shapes():
+  """The proxy's hand-built BERT tree: 85,017,600 prunable weights at 12
+  layers (where="bert"), and the same tree as the model it compiles."""
+  import gpu_proxy  # pylint: disable=g-import-not-at-top
+  assert gpu_proxy.num_prunable(gpu_proxy.bert_param_shapes(12)) == 85_017_600
+  _, params, batch = gpu_proxy.make_model(1, 2, 16)
+  hand = gpu_proxy.bert_param_shapes(1)
+  assert (jax.tree_util.tree_structure(params)
+          == jax.tree_util.tree_structure(hand))
+  assert ([x.shape for x in jax.tree_util.tree_leaves(params)]
+          == [x.shape for x in jax.tree_util.tree_leaves(hand)])
+  assert batch["input_ids"].shape == (2, 16)
+
+
+def _has_cuda_plugin() -> bool:
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  try:
+    return importlib.util.find_spec("jax_plugins.xla_cuda12") is not None
+  except ImportError:  # no jax_plugins package at all
+    return False
+
+
+@pytest.mark.skipif(not _has_cuda_plugin(),
+                    reason="needs jax-cuda12-plugin (the gpu-proxy extra; "
+                    "`make gpu-proxy` venv), not installed for `make test`")
+def test_gpu_proxy_tiny(tmp_path):
+  out = tmp_path / "p.json"
+  env = dict(os.environ)
+  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run(
+      [sys.executable, os.path.join(BENCH, "gpu_proxy.py"), "--layers", "1",
+       "--what", "update", "--methods", "magnitude", "--json", str(out)],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  with open(out) as f:
+    res = json.load(f)
+  assert res["complete"]
+  assert res["target"]["device_kind"].startswith("NVIDIA H100")
+  entries = {(e["method"], e["kind"]): e for e in res["entries"]}
+  dense = entries[("dense", "dense")]
+  assert dense["conditionals"] == 0 and dense["whiles_unknown_trip"] == 0
+  for e in res["entries"]:
+    for key in ("kernels", "fusions", "copies", "custom_calls", "sorts",
+                "conditionals", "whiles_unknown_trip", "whiles_known_trip",
+                "buffers", "bytes_per_weight", "bytes_per_weight_over_dense"):
+      assert key in e
