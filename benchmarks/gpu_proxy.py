@@ -553,6 +553,7 @@ def main(argv=None) -> int:
       if what == "step" and method != "dense" and method not in step_methods:
         continue
       tx = make_tx(method, None if args.no_clip else 1.0)
+      jax.eval_shape(tx.init, upd_params)  # binds the prunable sizes (kinds)
       for kind in step_kinds(tx, method):
         if what == "update":
           res = compile_update(tx, upd_params, kind["hint"], sharding)
