@@ -219,22 +219,38 @@ def train_section(args, model, params0, batch) -> dict:
     v = {"params": po.copy_tree(params0)}
     v["state"] = set_step(tx.init(v["params"]), STEPS[method]["ordinary"])
     t0 = time.perf_counter()
-    fn = po.make_step(model, tx).lower(v["params"], v["state"],
-                                       batch).compile()
+    fns = {}
+    for kind in KINDS:  # one program per step kind (or one traced program)
+      hint = (None if args.traced
+              else jaxprune.step_kind(tx, STEPS[method][kind]))
+      fns[kind] = po.make_step(model, tx, hint).lower(
+          v["params"], v["state"], batch).compile()
     compile_s[method] = time.perf_counter() - t0
-    print(f"\ncompile {method:9s} train step: {compile_s[method]:6.1f} s",
+    print(f"\ncompile {method:9s} train steps: {compile_s[method]:6.1f} s",
           flush=True)
 
-    def run(kind, v=v, fn=fn, method=method):
+    def run(kind, v=v, fns=fns, method=method):
       s = STEPS[method][kind]
       v["state"] = set_step(v["state"], s)
       jax.block_until_ready(v["state"])
       t0 = time.perf_counter()
-      v["params"], v["state"], loss = fn(v["params"], v["state"], batch)
+      v["params"], v["state"], loss = fns[kind](v["params"], v["state"],
+                                                batch)
       jax.block_until_ready((v["params"], v["state"], loss))
       dt = time.perf_counter() - t0
       selected = bool(jnp.any(find_prune_state(v["state"]).num_pruned > 0))
       return dt, selected
+
+    def streamed(fn, state_key, n):
+      """``n`` steps back to back, one block at the end: s per step."""
+      box = dense if state_key == "dense" else v
+      jax.block_until_ready(box["state"])
+      t0 = time.perf_counter()
+      for _ in range(n):
+        box["params"], box["state"], loss = fn(box["params"], box["state"],
+                                               batch)
+      jax.block_until_ready((box["params"], box["state"], loss))
+      return (time.perf_counter() - t0) / n
 
     runners: dict[str, Callable[[], Any]] = {
         "dense": lambda: (run_dense(), None),
@@ -258,11 +274,26 @@ def train_section(args, model, params0, batch) -> dict:
               f" [s={STEPS[method][n]}"
               f"{', selected' if rec[n]['selected'][-1] else ''}]")
           for n in order), flush=True)
+    stream = None
+    if args.streamed:
+      v["state"] = set_step(v["state"], STEPS[method]["ordinary"])
+      sd, so = [], []
+      for i in range(2):  # dense and ordinary, alternating
+        pair = [("dense", dense_fn), ("method", fns["ordinary"])]
+        for name, fn in (pair if i % 2 == 0 else pair[::-1]):
+          (sd if name == "dense" else so).append(
+              streamed(fn, name, args.streamed))
+      stream = {"steps": args.streamed, "dense_s_per_step": sd,
+                "ordinary_s_per_step": so,
+                "ordinary_overhead": _mean_ratio(so, sd)}
+      print(f"  streamed ({args.streamed} ordinary steps back to back): "
+            f"{po.pct(stream['ordinary_overhead'])} vs dense", flush=True)
     sparsity = jaxprune.actual_sparsity(v["params"], where="bert")
     d = rec["dense"]["t"]
     res = {"steps": STEPS[method], "dense_times_s": d,
            "dense_median_s": statistics.median(d),
-           "actual_sparsity_after": sparsity}
+           "actual_sparsity_after": sparsity, "streamed": stream,
+           "path": "traced" if args.traced else "step kinds"}
     for kind in KINDS:
       t = rec[kind]["t"]
       res[kind] = {
@@ -281,7 +312,7 @@ def train_section(args, model, params0, batch) -> dict:
           f"{res['selection_as_expected']}; zeros in the prunable leaves "
           f"after the last step {sparsity:.4f}", flush=True)
     results[method] = res
-    del v, fn
+    del v, fns
   all_dense = [t for r in results.values() for t in r["dense_times_s"]]
   return {"methods": results, "compile_s": compile_s,
           "dense_median_s": statistics.median(all_dense) if all_dense
@@ -481,6 +512,11 @@ def main(argv: list[str] | None = None) -> dict:
                  help="skip the pieces section")
   p.add_argument("--piece-repeats", type=int, default=3)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--traced", action="store_true",
+                 help="time each method's traced step (one program with a "
+                 "cond) instead of one program per step kind")
+  p.add_argument("--streamed", type=int, default=10,
+                 help="ordinary steps per streamed run (0: none)")
   p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results",
                                                 "method_overhead.json"))
   args = p.parse_args(argv)

@@ -137,6 +137,10 @@ def copy_tree(tree):
   return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
 
 
+def po_pct(x: float) -> str:
+  return pct(x)
+
+
 def pct(x: float) -> str:
   return f"{100.0 * x:+7.2f}%"
 
@@ -156,7 +160,9 @@ def build_model(size: str, seed: int):
   return model, config
 
 
-def make_step(model, tx):
+def make_step(model, tx, kind=None):
+  """A donating jitted train step; ``kind`` a :class:`jaxprune.StepKind`
+  (static: one program per kind) or ``None`` for the traced step."""
   def loss_fn(params, batch):
     logits = model(batch["input_ids"], attention_mask=batch["attention_mask"],
                    params=params, train=False).logits
@@ -165,7 +171,8 @@ def make_step(model, tx):
 
   def step(params, opt_state, batch):
     loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-    updates, opt_state = tx.update(grads, opt_state, params)
+    extra = {} if kind is None else {"step_kind": kind}
+    updates, opt_state = tx.update(grads, opt_state, params, **extra)
     return optax.apply_updates(params, updates), opt_state, loss
 
   return jax.jit(step, donate_argnums=(0, 1))
@@ -215,27 +222,51 @@ def train_section(args, model, params0, batch) -> tuple[dict, Any, Any]:
   print(f"init of 3 param copies + optimizer states: "
         f"{time.perf_counter() - t0:.1f} s")
 
-  dense_step = make_step(model, tx_dense)
-  platon_step = make_step(model, tx_platon)
   compile_s = {}
-  for name, step in (("dense", dense_step), ("platon", platon_step)):
-    v = variants[name if name == "dense" else "final"]
-    t0 = time.perf_counter()
-    compiled = step.lower(v["params"], v["state"], batch).compile()
-    compile_s[name] = time.perf_counter() - t0
-    print(f"compile {name:6s} train step: {compile_s[name]:6.1f} s",
-          flush=True)
-    for vv in variants.values():
-      if (vv["tx"] is tx_dense) == (name == "dense"):
-        vv["fn"] = compiled
+  programs = {}
+
+  def program(name, s):
+    """The compiled step of variant ``name`` at step ``s``: dense, PLATON
+    traced (``--traced``) or PLATON's program for the kind of step ``s``."""
+    kind = None
+    if name != "dense" and not args.traced:
+      kind = jaxprune.step_kind(tx_platon, s)
+    key = "dense" if name == "dense" else kind
+    if key not in programs:
+      v = variants[name]
+      t0 = time.perf_counter()
+      tx = tx_dense if name == "dense" else tx_platon
+      programs[key] = make_step(model, tx, kind).lower(
+          v["params"], v["state"], batch).compile()
+      label = "dense" if name == "dense" else (kind or "traced")
+      compile_s[str(label)] = time.perf_counter() - t0
+      print(f"compile {label}: {compile_s[str(label)]:6.1f} s", flush=True)
+    return programs[key]
+
+  for v in variants.values():  # host-side step counters
+    v["s"] = v.get("start", 0)
 
   def run(name):
     v = variants[name]
-    s = int(v["state"].count) if name != "dense" else None
+    s = v["s"] if name != "dense" else None
+    fn = program(name, v["s"])
     t0 = time.perf_counter()
-    v["params"], v["state"], loss = v["fn"](v["params"], v["state"], batch)
+    v["params"], v["state"], loss = fn(v["params"], v["state"], batch)
     jax.block_until_ready((v["params"], v["state"], loss))
+    v["s"] += 1
     return time.perf_counter() - t0, s, float(loss)
+
+  def streamed(name, n):
+    """``n`` steps dispatched back to back, one block at the end."""
+    v = variants[name]
+    fns = [program(name, v["s"] + i) for i in range(n)]  # compiled first
+    jax.block_until_ready(v["state"])
+    t0 = time.perf_counter()
+    for fn in fns:
+      v["params"], v["state"], loss = fn(v["params"], v["state"], batch)
+    jax.block_until_ready((v["params"], v["state"], loss))
+    v["s"] += n
+    return (time.perf_counter() - t0) / n
 
   order = list(variants)
   print(f"warm-up: {args.warmup} steps each", flush=True)
@@ -262,12 +293,33 @@ def train_section(args, model, params0, batch) -> tuple[dict, Any, Any]:
                   + ("" if s is None else f" [s={s}]{sel}"))
     print(f"  round {i + 1:3d}: " + "   ".join(line), flush=True)
 
+  stream = {}
+  if args.streamed:
+    print(f"streamed: {args.streamed} steps back to back per variant, one "
+          "block at the end, rounds rotate", flush=True)
+    per = {name: [] for name in order}
+    for i in range(args.streamed_rounds):
+      for name in order[i % 3:] + order[:i % 3]:
+        per[name].append(streamed(name, args.streamed))
+      print(f"  round {i + 1}: " + "   ".join(
+          f"{n} {per[n][-1]:6.3f} s/step" for n in order), flush=True)
+    d = float(np.mean(per["dense"]))
+    stream = {n: {"s_per_step": per[n], "mean_s_per_step": float(
+        np.mean(per[n])), "overhead": float(np.mean(per[n]) / d - 1.0)}
+              for n in order}
+    stream["steps_per_round"] = args.streamed
+    for n in ("cubic", "final"):
+      print(f"  streamed {n}: {po_pct(stream[n]['overhead'])} vs dense",
+            flush=True)
+
   sparsity_final = jaxprune.actual_sparsity(variants["final"]["params"],
                                             where="bert")
   sparsity_cubic = jaxprune.actual_sparsity(variants["cubic"]["params"],
                                             where="bert")
   res = analyse(rec, sched)
   res["compile_s"] = compile_s
+  res["streamed"] = stream
+  res["path"] = "traced" if args.traced else "step kinds"
   res["schedule"] = sched
   res["actual_sparsity_after"] = {"final": sparsity_final,
                                   "cubic": sparsity_cubic}
@@ -543,6 +595,13 @@ def main() -> None:
   p.add_argument("--no-pieces", dest="pieces", action="store_false")
   p.add_argument("--piece-repeats", type=int, default=5)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--traced", action="store_true",
+                 help="time PLATON's traced step (one program with a cond) "
+                 "instead of one program per step kind")
+  p.add_argument("--streamed", type=int, default=10,
+                 help="steps per streamed run (0: none): what training "
+                 "sees when the host does not wait for each step")
+  p.add_argument("--streamed-rounds", type=int, default=2)
   p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results",
                                                 "platon_overhead.json"))
   args = p.parse_args()

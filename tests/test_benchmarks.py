@@ -120,7 +120,8 @@ def test_pruning_state_bytes_tiny(method):
   # (float32 / int32 per group: one group, or one per leaf for movement's
   # per-layer selection) + MGPP's prior step counter (int32).
   groups = len(sel) if method == "movement" else 1
-  constant = 4 + 1 + 8 * groups + (4 if method == "mgpp" else 0)
+  # count (4), stale and kind_mismatch (1 + 1), threshold + num_pruned (8/group)
+  constant = 4 + 2 + 8 * groups + (4 if method == "mgpp" else 0)
   assert r["constant_bytes"] == constant
   assert r["total_bytes"] == per_weight * n + constant
 
