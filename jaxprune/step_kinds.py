@@ -26,7 +26,7 @@ Example:
   >>> state = tx.init(params)
   >>> kind = jaxprune.step_kind(tx, 0)
   >>> kind
-  StepKind(select=False, apply=False, scorer=None)
+  StepKind(select=False, apply=True, scorer=None)
   >>> grads = jax.tree.map(jnp.ones_like, params)
   >>> updates, state = tx.update(grads, state, params, step_kind=kind)
   >>> jaxprune.step_kinds.check(state)  # raises StepKindError on a mismatch
