@@ -178,6 +178,11 @@ def _masks(leaves, k):
   return masks, tau[0]
 
 
+def _masks_fixed(leaves, k):
+  masks, tau = selection.prune_masks(leaves, k, search="fixed")
+  return masks, tau[0]
+
+
 def _sort_kth(leaves, k):
   flat = jnp.concatenate([x.reshape(-1) for x in leaves])
   return jnp.sort(flat)[k - 1]
@@ -252,6 +257,16 @@ def bench_dist(dist: str, shapes, args, ctx: dict) -> dict:
   print(f"      exactness: pruned {pruned:,} == k {k:,}: "
         f"{'OK' if pruned == k else 'FAIL'}; threshold == np.partition: "
         f"{threshold_verdict(float(tau_m), exact)}", flush=True)
+
+  # (b3) prune_masks with the GPU/TPU search (7 fixed passes over buckets)
+  pf = jax.jit(_masks_fixed)
+  masks_f, tau_f = jax.block_until_ready(pf(leaves, k_arr))
+  checks["fixed_search_num_pruned_equals_k"] = _num_pruned(masks_f) == k
+  checks["fixed_search_threshold_equals_adaptive"] = bool(
+      float(tau_f) == float(tau_m))
+  del masks_f
+  med, times = timeit(lambda: pf(leaves, k_arr), args.repeats)
+  add("(b3) ours prune_masks, fixed search", med, times, tau_f)
 
   if dist == "ties":
     k_tie = n * 3 // 10
