@@ -176,7 +176,7 @@ def save_pretrained(model: Any, folder: str, *, masks: Any = None,
             metadata={"format": "pt"})
   d = cfg.to_hf_dict()
   d["architectures"] = [architecture(cfg, cls)]
-  d["torch_dtype"] = "float32"
+  d["dtype"] = "float32"
   with open(os.path.join(folder, "config.json"), "w") as f:
     json.dump(d, f, indent=2, sort_keys=True)
   if compact is not cfg:

