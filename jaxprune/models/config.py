@@ -67,6 +67,30 @@ class _Common:
   def num_hidden_layers(self) -> int:
     return len(self.heads_per_layer)
 
+  @property
+  def num_attention_heads(self) -> int:
+    """Heads per layer when every layer has the same count (HF's field).
+
+    Raises:
+      ValueError: the layers differ (use ``heads_per_layer``).
+    """
+    if len(set(self.heads_per_layer)) != 1:
+      raise ValueError(f"layers have different head counts "
+                       f"{self.heads_per_layer}; use heads_per_layer")
+    return self.heads_per_layer[0]
+
+  @property
+  def intermediate_size(self) -> int:
+    """FFN width when every layer has the same (HF's field).
+
+    Raises:
+      ValueError: the layers differ (use ``intermediate_sizes``).
+    """
+    if len(set(self.intermediate_sizes)) != 1:
+      raise ValueError(f"layers have different FFN widths "
+                       f"{self.intermediate_sizes}; use intermediate_sizes")
+    return self.intermediate_sizes[0]
+
   def hf_expressible(self) -> bool:
     """Whether a standard Hugging Face config describes this model: the same
     head count and FFN width in every layer, at least one head, and
