@@ -365,6 +365,9 @@ class FastTokenizer:
     self.pad_token_id = self._tok.token_to_id("[PAD]") or self._tok.token_to_id(
         "<pad>") or 0
 
+  def __len__(self) -> int:
+    return self._tok.get_vocab_size()
+
   def __call__(self, texts, pairs=None, *, padding=False, truncation=False,
                max_length=None, return_tensors=None, **_):
     single = isinstance(texts, str)
