@@ -31,6 +31,8 @@ from typing import Any
 import jax
 from flax import nnx
 
+from jaxprune.models import layers
+
 __all__ = ["FunctionalModel"]
 
 
@@ -78,8 +80,9 @@ class FunctionalModel:
     rngs = None
     if train and dropout_rng is not None:
       rngs = nnx.Rngs(dropout=dropout_rng)
-    return self.module(params)(*inputs, deterministic=not train, rngs=rngs,
-                               **kwargs)
+    module = self.module(params)
+    layers.register_paths(module)  # for layers.intercept_linear (DeepCuts)
+    return module(*inputs, deterministic=not train, rngs=rngs, **kwargs)
 
   def with_params(self, params: Any) -> "FunctionalModel":
     """A copy holding ``params`` of the same structure."""

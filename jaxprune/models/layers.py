@@ -9,14 +9,15 @@ are attributes ``"0"``, ``"1"``, ... of a :class:`Layers` container.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["Layers", "linear", "layer_norm", "activation", "attention",
-           "compute_dtype", "INIT_STD"]
+__all__ = ["Layers", "Linear", "linear", "layer_norm", "activation",
+           "attention", "compute_dtype", "intercept_linear", "INIT_STD"]
 
 #: Standard deviation of the random init of kernels and embeddings (HF's
 #: ``initializer_range``).
@@ -28,10 +29,54 @@ def compute_dtype(name: str) -> jnp.dtype:
   return jnp.dtype(name)
 
 
+# Interceptors of Linear outputs (DeepCuts' activation capture and noise):
+# a stack of fn(path, output) -> output, and the paths of the Linear modules
+# of the models being called (id -> path tuple).
+_INTERCEPTORS: list[Callable[[tuple[str, ...], jax.Array], jax.Array]] = []
+_PATHS: dict[int, tuple[str, ...]] = {}
+
+
+@contextlib.contextmanager
+def intercept_linear(fn: Callable[[tuple[str, ...], jax.Array], jax.Array]
+                     ) -> Iterator[None]:
+  """Within the block, every :class:`Linear` output ``y`` of a model called
+  through :class:`jaxprune.models.FunctionalModel` becomes ``fn(path, y)``
+  (``path``: the module's param path, e.g. ``("bert", "pooler",
+  "dense")``); the NNX counterpart of ``flax.linen.intercept_methods``."""
+  _INTERCEPTORS.append(fn)
+  try:
+    yield
+  finally:
+    _INTERCEPTORS.pop()
+    if not _INTERCEPTORS:
+      _PATHS.clear()
+
+
+def register_paths(root: nnx.Module) -> None:
+  """Records the paths of ``root``'s :class:`Linear` modules (only while an
+  interceptor is active)."""
+  if not _INTERCEPTORS:
+    return
+  for path, node in nnx.iter_graph(root):
+    if isinstance(node, Linear):
+      _PATHS[id(node)] = tuple(str(p) for p in path)
+
+
+class Linear(nnx.Linear):
+  """``nnx.Linear`` whose output :func:`intercept_linear` can observe."""
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    out = super().__call__(x)
+    if _INTERCEPTORS and id(self) in _PATHS:
+      for fn in _INTERCEPTORS:
+        out = fn(_PATHS[id(self)], out)
+    return out
+
+
 def linear(n_in: int, n_out: int, dtype: str, rngs: nnx.Rngs,
-           use_bias: bool = True) -> nnx.Linear:
-  """A float32-param ``nnx.Linear`` computing in ``dtype``."""
-  return nnx.Linear(n_in, n_out, use_bias=use_bias,
+           use_bias: bool = True) -> Linear:
+  """A float32-param :class:`Linear` computing in ``dtype``."""
+  return Linear(n_in, n_out, use_bias=use_bias,
                     dtype=compute_dtype(dtype), param_dtype=jnp.float32,
                     kernel_init=nnx.initializers.normal(INIT_STD), rngs=rngs)
 
