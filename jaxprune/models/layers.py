@@ -143,9 +143,14 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array,
               rngs: nnx.Rngs | None = None) -> jax.Array:
   """Multi-head scaled dot-product attention on projected Q, K, V.
 
-  Runs ``jax.nn.dot_product_attention`` (a fused kernel where XLA has one),
-  except in training with attention-probability dropout, which that function
-  does not have: then the weights are formed explicitly.
+  On GPU and TPU this runs ``jax.nn.dot_product_attention`` (which picks a
+  fused kernel there), except in training with attention-probability
+  dropout, which that function does not have. On CPU, and for that dropout,
+  the weights are formed explicitly (``einsum``, masked softmax,
+  ``einsum``), as the former HF Flax models did: on this project's shared
+  2-core CPU (jax 0.10.2), a MiniLM-L6 train step without dropout (batch 16,
+  length 64) took 1.87 s with ``jax.nn.dot_product_attention`` against 1.13 s
+  for HF Flax's explicit attention (single noisy measurements).
 
   Args:
     q, k, v: ``(batch, length, num_heads * head_dim)``.
@@ -167,7 +172,8 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array,
   m = None
   if mask is not None:
     m = (mask > 0)[:, None, None, :]  # (B, 1, 1, S) -> (B, H, T, S)
-  if deterministic or dropout is None or dropout.rate == 0.0:
+  no_dropout = deterministic or dropout is None or dropout.rate == 0.0
+  if no_dropout and jax.default_backend() in ("gpu", "tpu"):
     out = jax.nn.dot_product_attention(q, k, v, mask=m)
   else:
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(
