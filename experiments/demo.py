@@ -93,7 +93,7 @@ def text_task(args):
   else:
     import warnings
     with warnings.catch_warnings():  # the new head is meant to be trained
-      warnings.filterwarnings("ignore", "parameters not in the checkpoint")
+      warnings.filterwarnings("ignore", ".*parameters not in the checkpoint")
       model = models.from_pretrained(
           model_path, task="sequence_classification", num_labels=2,
           seed=args.seed, dtype=args.dtype)

@@ -4,6 +4,7 @@ trips, shrinking and bad input.
 Fixtures: ``scripts/make_model_fixtures.py`` (its docstring has the command).
 """
 import json
+import re
 import os
 import shutil
 
@@ -145,3 +146,105 @@ def _pruned(model, name, prune):
   if prune == "shrunk":
     return shrink.shrink(model, params)
   return model.with_params(params)
+
+
+# --- bad input: each error names the file and the parameter ------------------
+
+
+def _copy_fixture(name, tmp_path):
+  dst = tmp_path / name
+  shutil.copytree(os.path.join(FIX, name), dst)
+  return dst
+
+
+def _edit_config(folder, **changes):
+  with open(folder / "config.json") as f:
+    d = json.load(f)
+  d.update(changes)
+  with open(folder / "config.json", "w") as f:
+    json.dump(d, f)
+
+
+def _edit_tensors(folder, fn):
+  from safetensors.numpy import load_file, save_file
+  path = str(folder / "model.safetensors")
+  save_file(fn(load_file(path)), path)
+
+
+def _rename(old, new):
+  return lambda t: {(new if k == old else k): v for k, v in t.items()}
+
+
+def _drop(name):
+  return lambda t: {k: v for k, v in t.items() if k != name}
+
+
+def _reshape(name):
+  return lambda t: {k: (v[:-1] if k == name else v) for k, v in t.items()}
+
+
+Q0 = "bert.encoder.layer.0.attention.self.query.weight"
+
+
+@pytest.mark.parametrize("edit,error,pattern", [
+    (lambda d: _edit_config(d, model_type="gpt2"), models.ConfigError,
+     r"config\.json: unsupported model_type 'gpt2'"),
+    (lambda d: _edit_config(d, num_hidden_layers=1), models.CheckpointError,
+     r"model\.safetensors: parameter 'bert\.encoder\.layer\.1\..*' .* not in "
+     r"the model the config describes"),
+    (lambda d: _edit_config(d, num_hidden_layers=3), models.CheckpointError,
+     r"model\.safetensors: missing parameter 'bert\.encoder\.layer\.2\."),
+    (lambda d: _edit_config(d, intermediate_size=48), models.CheckpointError,
+     r"model\.safetensors: parameter 'bert\.encoder\.layer\.0\.intermediate"
+     r"\.dense\.\w+' has shape \(64.*\), the config implies \(48"),
+    (lambda d: _edit_tensors(d, _rename(Q0, Q0.replace("query", "qery"))),
+     models.CheckpointError,
+     r"model\.safetensors: missing parameter '" + re.escape(Q0) + "'"),
+    (lambda d: _edit_tensors(d, _drop(Q0)), models.CheckpointError,
+     r"model\.safetensors: missing parameter '" + re.escape(Q0) + "'"),
+    (lambda d: _edit_tensors(d, _reshape(Q0)), models.CheckpointError,
+     r"parameter '" + re.escape(Q0) + r"' has shape \(31, 32\), the config "
+     r"implies \(32, 32\)"),
+    (lambda d: os.remove(d / "model.safetensors"), FileNotFoundError,
+     r"model\.safetensors: no such file"),
+    (lambda d: os.remove(d / "config.json"), FileNotFoundError,
+     r"config\.json: no such file"),
+    (lambda d: _edit_config(d, hidden_size=30), models.ConfigError,
+     r"config\.json: hidden_size 30 is not a multiple of num_attention_heads"),
+])
+def test_bad_checkpoint_errors_name_file_and_parameter(edit, error, pattern,
+                                                       tmp_path):
+  folder = _copy_fixture("bert", tmp_path)
+  edit(folder)
+  with pytest.raises(error, match=pattern):
+    models.from_pretrained(str(folder))
+
+
+def test_pytorch_bin_without_torch_names_safetensors(tmp_path, monkeypatch):
+  import builtins
+  folder = _copy_fixture("bert", tmp_path)
+  os.remove(folder / "model.safetensors")
+  (folder / "pytorch_model.bin").write_bytes(b"not read")
+  real_import = builtins.__import__
+
+  def no_torch(name, *a, **kw):
+    if name == "torch":
+      raise ImportError("no torch here")
+    return real_import(name, *a, **kw)
+
+  monkeypatch.setattr(builtins, "__import__", no_torch)
+  with pytest.raises(models.CheckpointError,
+                     match=r"pytorch_model\.bin: .*torch is not installed.*"
+                     r"model\.safetensors"):
+    models.from_pretrained(str(folder))
+
+
+def test_missing_folder_and_head_initialised(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no such model folder"):
+    models.from_pretrained(str(tmp_path / "nope"))
+  folder = _copy_fixture("bert", tmp_path)
+  _edit_tensors(folder, lambda t: {k: v for k, v in t.items()
+                                   if not k.startswith("classifier")})
+  with pytest.warns(UserWarning, match=r"randomly initialised.*classifier"):
+    m = models.from_pretrained(str(folder))
+  assert m.params["classifier"]["kernel"].shape == (32, 3)
