@@ -124,7 +124,7 @@ def main(argv=None):
   with tempfile.TemporaryDirectory() as d:
     rep_u = export.size_report(unstr, unstr_state, os.path.join(d, "u"))
     rep_s = export.size_report(struct, struct_state, os.path.join(d, "s"))
-    small.save_pretrained(os.path.join(d, "shrunk"))
+    small.save_pretrained(os.path.join(d, "shrunk"), hf_compatible=False)
     shrunk_bytes = folder_bytes(os.path.join(d, "shrunk"))
   sizes["dense_file_bytes"] = rep_u.dense_bytes
   sizes["unstructured90_compressed_bytes"] = rep_u.file_bytes

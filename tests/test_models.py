@@ -248,3 +248,15 @@ def test_missing_folder_and_head_initialised(tmp_path):
   with pytest.warns(UserWarning, match=r"randomly initialised.*classifier"):
     m = models.from_pretrained(str(folder))
   assert m.params["classifier"]["kernel"].shape == (32, 3)
+
+
+def test_no_transformers_import_at_import_time():
+  import subprocess
+  import sys
+  code = ("import sys, jaxprune, jaxprune.models, jaxprune.shrink, "
+          "jaxprune.export, jaxprune.train, jaxprune.train.capture; "
+          "print(sorted(m for m in ('transformers', 'torch', "
+          "'huggingface_hub') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                       text=True, check=True).stdout.strip()
+  assert out == "[]"
