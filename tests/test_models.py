@@ -279,3 +279,30 @@ def test_tokenizers_only_fallback_matches_autotokenizer_ids():
   enc = tok(sentences, padding="max_length", truncation=True, max_length=8,
             return_tensors="np")
   assert enc["input_ids"].shape == (3, 8) and len(tok) == 30522
+
+
+@pytest.mark.parametrize("name", ["bert_qa", "roberta", "deit"])
+def test_structured_pruning_shrinks_to_smaller_config(name):
+  """Heads and neurons masked (50%, global), then sliced out: a smaller
+  config whose outputs equal the masked model's."""
+  import optax
+  import jaxprune
+  from jaxprune import patterns, shrink
+  model = models.from_pretrained(os.path.join(FIX, name))
+  preset = "vit" if name == "deit" else "bert"
+  tx = jaxprune.prune(optax.sgd(0.0), jaxprune.magnitude_scorer(),
+                      jaxprune.schedules.constant(0.5), where=preset,
+                      pattern=patterns.heads_and_neurons(model.config,
+                                                         preset=preset))
+  state = tx.init(model.params)
+  u, state = tx.update(jax.tree.map(jnp.zeros_like, model.params), state,
+                       model.params)
+  masked = optax.apply_updates(model.params, u)
+  small = shrink.shrink(model, masked)
+  assert sum(small.config.heads_per_layer) == 4  # of 8
+  assert sum(small.config.intermediate_sizes) == 64  # of 128
+  assert small.num_params() < model.num_params()
+  inputs = _inputs(name)
+  want, got = _run(model, inputs, masked), _run(small, inputs)
+  for key in want:
+    np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-5)
