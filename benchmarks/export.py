@@ -2,8 +2,8 @@
 
 What is measured
 ----------------
-A ``transformers.FlaxBertForSequenceClassification`` with the bert-base
-config (``BertConfig()``, random init, nothing downloaded; ``--model-size
+A ``jaxprune.models.BertForSequenceClassification`` with the bert-base
+config (``models.BertConfig()``, random init, nothing downloaded; ``--model-size
 tiny`` for a quick check) is pruned in one magnitude step (``jaxprune.prune``
 with ``magnitude_scorer`` and a constant schedule, ``where="bert"``, global
 selection) in two ways:
@@ -59,14 +59,16 @@ from jaxprune import export, patterns, shrink  # noqa: E402
 
 
 def build(size: str):
-  from transformers import BertConfig, FlaxBertForSequenceClassification
+  from jaxprune import models
   if size == "base":
-    cfg = BertConfig(num_labels=2)
+    cfg = models.BertConfig(num_labels=2)
   else:
-    cfg = BertConfig(vocab_size=512, hidden_size=64, num_hidden_layers=2,
-                     num_attention_heads=4, intermediate_size=128,
-                     max_position_embeddings=128, num_labels=2)
-  return FlaxBertForSequenceClassification(cfg, seed=0)
+    cfg = models.BertConfig(vocab_size=512, hidden_size=64,
+                            heads_per_layer=(4, 4), head_dim=16,
+                            intermediate_sizes=(128, 128),
+                            max_position_embeddings=128, num_labels=2)
+  return models.FunctionalModel(
+      models.build(cfg, "sequence_classification", seed=0))
 
 
 def prune_once(params, pattern, sparsity):
@@ -122,7 +124,7 @@ def main(argv=None):
   with tempfile.TemporaryDirectory() as d:
     rep_u = export.size_report(unstr, unstr_state, os.path.join(d, "u"))
     rep_s = export.size_report(struct, struct_state, os.path.join(d, "s"))
-    small.save_pretrained(os.path.join(d, "shrunk"))
+    small.save_pretrained(os.path.join(d, "shrunk"), hf_compatible=False)
     shrunk_bytes = folder_bytes(os.path.join(d, "shrunk"))
   sizes["dense_file_bytes"] = rep_u.dense_bytes
   sizes["unstructured90_compressed_bytes"] = rep_u.file_bytes
@@ -138,12 +140,14 @@ def main(argv=None):
   inputs = (ids, jnp.ones_like(ids), jnp.zeros_like(ids),
             jnp.broadcast_to(jnp.arange(args.seq), ids.shape))
 
-  def hf_apply(p, *a):
-    return model.module.apply({"params": p}, *a, None,
-                              deterministic=True).logits
+  def hf_apply(p, ids, mask, types, pos):
+    return model(ids, attention_mask=mask, token_type_ids=types,
+                 position_ids=pos, params=p).logits
 
   dense_fn = jax.jit(hf_apply)
-  small_fn = jax.jit(lambda p, *a: small.module.apply({"params": p}, *a))
+  small_fn = jax.jit(lambda p, ids, mask, types, pos: small(
+      ids, attention_mask=mask, token_type_ids=types, position_ids=pos,
+      params=p).logits)
   sp_params = export.to_bcoo(unstr, unstr_state, min_sparsity=0.5)
   bcoo_fn = jax.jit(export.sparse_apply(hf_apply))
 
@@ -160,7 +164,7 @@ def main(argv=None):
   med = {k: float(np.median(v)) for k, v in times.items()}
 
   result = {
-      "model": f"bert-{args.model_size} (FlaxBertForSequenceClassification, "
+      "model": f"bert-{args.model_size} (jaxprune.models BertForSequenceClassification, "
                "random init)",
       "batch": args.batch, "seq": args.seq, "repeats": args.repeats,
       "sizes": sizes,

@@ -7,7 +7,7 @@ What is measured
 ``benchmarks/method_overhead.py`` builds it: ``where="bert"``, sparsity 0.9,
 ``T = 10000``) the optimizer state's shapes are taken with
 ``jax.eval_shape(tx.init, params)`` on the shapes of a
-``FlaxBertForSequenceClassification`` (``jax.eval_shape`` of
+``jaxprune.models.BertForSequenceClassification`` (``jax.eval_shape`` of
 ``platon_overhead.build_model``: nothing is allocated). The *pruning state*
 is the optimizer state minus the state of the dense baseline
 ``make_tx("dense")`` (the clip's and the inner AdamW's): the fields of

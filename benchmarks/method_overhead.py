@@ -2,7 +2,7 @@
 
 What is measured
 ----------------
-A ``transformers.FlaxBertForSequenceClassification`` with the bert-base
+A ``jaxprune.models.BertForSequenceClassification`` with the bert-base
 config (random init, nothing downloaded; ``--model-size tiny`` for a quick
 check) is trained on one fixed batch of random token ids and labels
 (``--batch`` 8 x ``--seq`` 128, softmax cross-entropy, no dropout), with the
@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> dict:
   flags = where_lib.resolve("bert", params)
   n_all = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
   n_sel = sum(int(x.size) for x in transform.selected_leaves(params, flags))
-  print(f"  model: FlaxBertForSequenceClassification ({args.model_size}: "
+  print(f"  model: BertForSequenceClassification ({args.model_size}: "
         f"{config.num_hidden_layers} layers x {config.hidden_size}), "
         f"{n_all:,} params, {n_sel:,} prunable (where='bert'); batch "
         f"{args.batch} x seq {args.seq}; methods {' '.join(args.methods)}")

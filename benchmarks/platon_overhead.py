@@ -2,7 +2,7 @@
 
 What is measured
 ----------------
-A ``transformers.FlaxBertForSequenceClassification`` with the bert-base
+A ``jaxprune.models.BertForSequenceClassification`` with the bert-base
 config (random init, nothing downloaded; ``--model-size tiny`` for a quick
 check) is trained on one fixed batch of random token ids and labels
 (``--batch`` 8 x ``--seq`` 128, softmax cross-entropy, deterministic forward
@@ -93,10 +93,10 @@ from jaxprune import selection  # noqa: E402
 from jaxprune import where as where_lib  # noqa: E402
 
 try:
-  from transformers import BertConfig, FlaxBertForSequenceClassification
+  from jaxprune import models
   _HF_ERROR = None
 except Exception as e:  # pylint: disable=broad-except
-  BertConfig = FlaxBertForSequenceClassification = None
+  models = None
   _HF_ERROR = f"{type(e).__name__}: {e}"
 
 LR = 8e-5
@@ -146,17 +146,19 @@ def pct(x: float) -> str:
 
 
 def build_model(size: str, seed: int):
-  if FlaxBertForSequenceClassification is None:
-    sys.exit(f"transformers/flax are required for this benchmark: {_HF_ERROR}"
+  if models is None:
+    sys.exit(f"flax is required for this benchmark: {_HF_ERROR}"
              "\n  install with: pip install -e '.[train]'")
   if size == "base":
-    config = BertConfig()  # bert-base-uncased: 12 x 768, FFN 3072
+    # bert-base-uncased: 12 x 768, FFN 3072
+    config = models.BertConfig(num_labels=2)
   else:
-    config = BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=512,
-                        max_position_embeddings=512)
-  model = FlaxBertForSequenceClassification(config, seed=seed,
-                                            dtype=jnp.float32)
+    config = models.BertConfig(vocab_size=1000, hidden_size=128,
+                               heads_per_layer=(2, 2), head_dim=64,
+                               intermediate_sizes=(512, 512),
+                               max_position_embeddings=512, num_labels=2)
+  model = models.FunctionalModel(
+      models.build(config, "sequence_classification", seed=seed))
   return model, config
 
 
@@ -621,7 +623,7 @@ def main() -> None:
   n_all = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
   n_sel = sum(int(x.size) for x, f in
               zip(jax.tree_util.tree_leaves(params), flags) if f)
-  print(f"  model: FlaxBertForSequenceClassification ({args.model_size}: "
+  print(f"  model: BertForSequenceClassification ({args.model_size}: "
         f"{config.num_hidden_layers} layers x {config.hidden_size}, FFN "
         f"{config.intermediate_size}), {n_all:,} params, {n_sel:,} prunable "
         f"(where='bert'); batch {args.batch} x seq {args.seq}")

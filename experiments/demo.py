@@ -76,22 +76,27 @@ def pattern_for(args, model, where) -> Any:
     return None
   from experiments import structured_demo
   return structured_demo.make_pattern(
-      args.pattern, model.config.num_attention_heads, where, args.aggregate)
+      args.pattern, model.config.heads_per_layer, where, args.aggregate)
 
 
 def text_task(args):
-  from transformers import (AutoConfig, AutoTokenizer,
-                            FlaxBertForSequenceClassification)
+  from jaxprune import models
 
   from experiments.data import rotten_tomatoes
   model_path = args.model or offline_minilm()
-  tok = AutoTokenizer.from_pretrained(model_path)
+  tok = models.load_tokenizer(model_path)
   if args.random_init:  # the architecture only: no weights are read
-    config = AutoConfig.from_pretrained(model_path, num_labels=2)
-    model = FlaxBertForSequenceClassification(config, seed=args.seed)
+    config = models.config.load(models.hub.resolve(model_path), num_labels=2,
+                                dtype=args.dtype)
+    model = models.FunctionalModel(models.build(
+        config, "sequence_classification", seed=args.seed))
   else:
-    model = FlaxBertForSequenceClassification.from_pretrained(
-        model_path, num_labels=2, seed=args.seed)
+    import warnings
+    with warnings.catch_warnings():  # the new head is meant to be trained
+      warnings.filterwarnings("ignore", ".*parameters not in the checkpoint")
+      model = models.from_pretrained(
+          model_path, task="sequence_classification", num_labels=2,
+          seed=args.seed, dtype=args.dtype)
   xtr, ytr, xte, yte = rotten_tomatoes.load(args.data_dir,
                                             test_size=args.test_size)
 
@@ -115,16 +120,18 @@ def text_task(args):
 
 
 def vit_task(args):
-  from transformers import FlaxViTForImageClassification, ViTConfig
+  from jaxprune import models
 
   from experiments.data import images
   xtr, ytr, xte, yte, name = images.load(max_test=args.test_size)
   size = xtr.shape[-1]
-  cfg = ViTConfig(image_size=size, patch_size=4 if size % 4 == 0 else 2,
-                  num_channels=1, hidden_size=192, num_hidden_layers=6,
-                  num_attention_heads=6, intermediate_size=768,
-                  num_labels=int(ytr.max()) + 1)
-  model = FlaxViTForImageClassification(cfg, seed=args.seed)
+  cfg = models.ViTConfig(image_size=size, patch_size=4 if size % 4 == 0 else 2,
+                         num_channels=1, hidden_size=192,
+                         heads_per_layer=(6,) * 6, head_dim=32,
+                         intermediate_sizes=(768,) * 6,
+                         num_labels=int(ytr.max()) + 1, dtype=args.dtype)
+  model = models.FunctionalModel(
+      models.build(cfg, "image_classification", seed=args.seed))
   info = {"model": "ViT 6x192 from scratch", "dataset": name,
           "train_size": len(ytr), "test_size": len(yte)}
   return (model, model.params, {"pixel_values": xtr, "labels": ytr},
@@ -292,6 +299,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                   help="text: the --model architecture with random weights "
                   "(a folder with config.json and tokenizer files suffices; "
                   "for throughput runs, not accuracy)")
+  ap.add_argument("--dtype", default="float32",
+                  choices=("float32", "bfloat16"),
+                  help="compute dtype (params stay float32)")
   ap.add_argument("--data-dir", default="data/cache")
   ap.add_argument("--skip-dense", action="store_true",
                   help="no dense run (cam_cut/smooth_cut still fine-tune "

@@ -154,21 +154,22 @@ def encode(tokenizer, columns: Any, spec: GlueTask, max_len: int,
 
 
 def load_model(cfg: dict, tokenizer, num_labels: int):
-  """HF Flax sequence classifier: pretrained, or tiny random for smoke."""
-  from transformers import (FlaxAutoModelForSequenceClassification,
-                            FlaxBertForSequenceClassification)
+  """Our sequence classifier (:mod:`jaxprune.models`): an HF checkpoint, or
+  tiny random for smoke."""
+  from jaxprune import models
   if cfg["smoke"]:
     config = text.tiny_bert_config(len(tokenizer), num_labels=num_labels)
-    return FlaxBertForSequenceClassification(config, seed=cfg["seed"])
-  return FlaxAutoModelForSequenceClassification.from_pretrained(
-      cfg["model"], num_labels=num_labels, seed=cfg["seed"])
+    return models.FunctionalModel(models.build(
+        config, "sequence_classification", seed=cfg["seed"]))
+  return models.from_pretrained(cfg["model"], task="sequence_classification",
+                                num_labels=num_labels, seed=cfg["seed"])
 
 
 def load_tokenizer(cfg: dict):
   if cfg["smoke"]:
     return text.smoke_tokenizer()
-  from transformers import AutoTokenizer
-  return AutoTokenizer.from_pretrained(cfg["model"])
+  from jaxprune import models
+  return models.load_tokenizer(cfg["model"])
 
 
 def parse(argv: Sequence[str] | None) -> tuple[Any, dict]:

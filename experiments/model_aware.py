@@ -92,11 +92,12 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
          scores_lr: float = 1e-2, rng: jax.Array | None = None,
          loss_fn: Callable | None = None, classification: bool = True
          ) -> Plan:
-  """Builds the :class:`Plan` of ``method`` for a Hugging Face Flax model.
+  """Builds the :class:`Plan` of ``method`` for a classification model.
 
   Args:
     method: one of :data:`METHODS`.
-    model: the HF Flax classification model.
+    model: the classification model (a :class:`jaxprune.models.FunctionalModel`
+      or anything with its call signature).
     params0: the pretrained params (the rewind point for single shot).
     learning_rate: the inner AdamW's schedule.
     sparsity: target sparsity (soft movement: not set directly; its

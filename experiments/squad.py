@@ -194,8 +194,7 @@ def parse(argv: Sequence[str] | None) -> tuple[Any, dict]:
 
 def main(argv: Sequence[str] | None = None) -> dict:
   """Runs one SQuAD fine-tuning; returns (and writes) the results record."""
-  from transformers import (AutoTokenizer, FlaxAutoModelForQuestionAnswering,
-                            FlaxBertForQuestionAnswering)
+  from jaxprune import models
   t0 = time.time()
   args, cfg = parse(argv)
   common.maybe_initialize_distributed(args)
@@ -204,14 +203,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
   if cfg["smoke"]:
     tokenizer = text.smoke_tokenizer()
     data = smoke_dataset(cfg["seed"])
-    model = FlaxBertForQuestionAnswering(
-        text.tiny_bert_config(len(tokenizer)), seed=cfg["seed"])
+    model = models.FunctionalModel(models.build(
+        text.tiny_bert_config(len(tokenizer)), "question_answering",
+        seed=cfg["seed"]))
   else:
     import datasets
-    tokenizer = AutoTokenizer.from_pretrained(cfg["model"])
+    tokenizer = models.load_tokenizer(cfg["model"])
     data = datasets.load_dataset(cfg["dataset"])
-    model = FlaxAutoModelForQuestionAnswering.from_pretrained(
-        cfg["model"], seed=cfg["seed"])
+    model = models.from_pretrained(cfg["model"], task="question_answering",
+                                   seed=cfg["seed"])
   train_cols = _limit(data["train"], cfg["max_train_examples"])
   dev = _limit(data["validation"], cfg["max_eval_examples"])
   train_set = train_features(tokenizer, train_cols, cfg)

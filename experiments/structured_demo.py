@@ -67,7 +67,7 @@ def main(argv=None):
     if method == "dense":
       return orig_build(method, sparsity, steps, lr, where, num_examples)
     cfg = _CTX["model"].config
-    pat = make_pattern(args.pattern, cfg.num_attention_heads,
+    pat = make_pattern(args.pattern, cfg.heads_per_layer,
                        "bert" if task == "text" else "vit", args.aggregate)
     warmup = max(1, int(0.1 * steps))
     import optax

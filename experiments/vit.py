@@ -3,8 +3,8 @@
 Data: ``datasets.load_dataset("cifar100")`` (columns ``img``,
 ``fine_label``) or ``load_dataset("imagefolder", data_dir=...)`` (columns
 ``image``, ``label``; an ImageNet-style ``train/`` and ``val/`` tree).
-Model: ``google/vit-base-patch16-224-in21k`` by default (HF Flax ViT with a
-new classification head). Augmentation, in numpy:
+Model: ``google/vit-base-patch16-224-in21k`` by default (our NNX ViT,
+loaded from the HF checkpoint, with a new classification head). Augmentation, in numpy:
 
 * train: random resized crop (area 8-100%, aspect ratio 3/4-4/3, bilinear)
   to ``image_size``, then a horizontal flip with probability 1/2;
@@ -163,15 +163,18 @@ def load_data(cfg: dict):
 
 
 def load_model(cfg: dict, num_labels: int):
-  from transformers import FlaxViTForImageClassification, ViTConfig
+  """Our ViT classifier (:mod:`jaxprune.models`): an HF checkpoint, or tiny
+  random for smoke."""
+  from jaxprune import models
   if cfg["smoke"]:
-    config = ViTConfig(image_size=cfg["image_size"], patch_size=8,
-                       hidden_size=32, num_hidden_layers=2,
-                       num_attention_heads=2, intermediate_size=64,
-                       num_labels=num_labels)
-    return FlaxViTForImageClassification(config, seed=cfg["seed"])
-  return FlaxViTForImageClassification.from_pretrained(
-      cfg["model"], num_labels=num_labels, seed=cfg["seed"])
+    config = models.ViTConfig(image_size=cfg["image_size"], patch_size=8,
+                              hidden_size=32, heads_per_layer=(2, 2),
+                              head_dim=16, intermediate_sizes=(64, 64),
+                              num_labels=num_labels)
+    return models.FunctionalModel(models.build(
+        config, "image_classification", seed=cfg["seed"]))
+  return models.from_pretrained(cfg["model"], task="image_classification",
+                                num_labels=num_labels, seed=cfg["seed"])
 
 
 def parse(argv: Sequence[str] | None) -> tuple[Any, dict]:

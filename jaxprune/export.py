@@ -12,8 +12,10 @@
   Whether that is faster than dense depends on the sparsity and the device;
   ``benchmarks/export.py`` measures it.
 
-Physically smaller Hugging Face BERT/ViT models (heads and neurons removed)
-are in :mod:`jaxprune.shrink`, which imports ``transformers``.
+Physically smaller BERT/ViT models (heads and neurons removed) are in
+:mod:`jaxprune.shrink`; HF checkpoint folders of our models (HF PyTorch names
+and layouts, loadable by ``transformers``) are written by
+:func:`jaxprune.models.save_pretrained`.
 
 Param names in files are the ``/``-joined key paths of the params pytree
 (``bert/encoder/layer/0/attention/self/query/kernel``).
@@ -176,7 +178,9 @@ def _named(params: Tree) -> list[tuple[str, Any]]:
 
 
 def save_dense(path: str, params: Tree) -> int:
-  """Writes every leaf dense to a safetensors file; returns its size."""
+  """Writes every leaf dense to a safetensors file (our ``/``-joined names;
+  see :func:`jaxprune.models.save_pretrained` for HF names); returns its
+  size."""
   from safetensors.numpy import save_file
   tensors = {name: np.ascontiguousarray(np.asarray(x))
              for name, x in _named(params)}

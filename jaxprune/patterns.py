@@ -18,7 +18,8 @@ as the core (:func:`jaxprune.selection.prune_masks`). Three patterns:
 * :func:`heads_and_neurons`: attention heads (the head's Q, K, V kernel
   columns and biases and its rows of the attention-output kernel) and FFN
   neurons (an intermediate kernel column and bias and its row of the output
-  kernel) of Hugging Face Flax BERT/ViT encoders are pruned whole. A unit's
+  kernel) of BERT/ViT encoders (:mod:`jaxprune.models`, or Hugging Face Flax
+  trees of the same layout) are pruned whole. A unit's
   score aggregates its weights' scores (``"sum"``, ``"mean"`` or ``"l2"``);
   ``floor(H * p)`` heads and ``floor(I * p)`` neurons are pruned, heads and
   neurons in separate pools (``H``, ``I``: numbers of heads and neurons over
@@ -44,7 +45,7 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -287,11 +288,15 @@ def _classify(paths, shapes, preset, num_heads, kinds):
     ax = ax % len(shape)
     size = shape[ax]
     if kind == "heads":
-      if size % num_heads:
+      if isinstance(num_heads, tuple) and layer >= len(num_heads):
+        raise ValueError(f"{path!r}: layer {layer} but num_heads has "
+                         f"{len(num_heads)} layers")
+      nh = num_heads[layer] if isinstance(num_heads, tuple) else num_heads
+      if nh == 0 or size % nh:
         raise ValueError(
             f"{path!r} has {size} features along its head axis, not a "
-            f"multiple of num_heads={num_heads}")
-      n_units = num_heads
+            f"multiple of num_heads={nh}")
+      n_units = nh
     else:
       n_units = size
     prev = units.setdefault((kind, layer), n_units)
@@ -316,7 +321,8 @@ def _classify(paths, shapes, preset, num_heads, kinds):
   return out, units
 
 
-def heads_and_neurons(num_heads: int, *, preset: str = "bert",
+def heads_and_neurons(num_heads: "int | Sequence[int] | Any", *,
+                      preset: str = "bert",
                       aggregate: str = "sum", heads: bool = True,
                       neurons: bool = True) -> Pattern:
   """Prunes whole attention heads and FFN neurons of BERT/ViT encoders.
@@ -337,7 +343,9 @@ def heads_and_neurons(num_heads: int, *, preset: str = "bert",
   0, ..., neurons of layer 0, ...]`` (layer).
 
   Args:
-    num_heads: attention heads per layer of the model.
+    num_heads: attention heads per layer of the model: an int (every layer),
+      a sequence (one per layer), or a :mod:`jaxprune.models` config (its
+      ``heads_per_layer``).
     preset: ``"bert"`` (BERT, RoBERTa, MiniLM) or ``"vit"`` parameter names.
     aggregate: one of :data:`AGGREGATES`.
     heads: prune heads.
@@ -357,12 +365,21 @@ def heads_and_neurons(num_heads: int, *, preset: str = "bert",
   if aggregate not in AGGREGATES:
     raise ValueError(f"`aggregate` must be one of {AGGREGATES}, got "
                      f"{aggregate!r}")
-  if not (isinstance(num_heads, (int, np.integer)) and num_heads >= 1):
+  if hasattr(num_heads, "heads_per_layer"):
+    num_heads = tuple(num_heads.heads_per_layer)
+  if isinstance(num_heads, (list, tuple)):
+    if not num_heads or not all(isinstance(h, (int, np.integer)) and h >= 0
+                                for h in num_heads):
+      raise ValueError("`num_heads` per layer must be ints >= 0, got "
+                       f"{num_heads!r}")
+    num_heads = tuple(int(h) for h in num_heads)
+  elif not (isinstance(num_heads, (int, np.integer)) and num_heads >= 1):
     raise ValueError(f"`num_heads` must be an int >= 1, got {num_heads!r}")
   if not (heads or neurons):
     raise ValueError("at least one of `heads` and `neurons` must be True")
   kinds = tuple(k for k, on in (("heads", heads), ("neurons", neurons)) if on)
-  num_heads = int(num_heads)
+  if not isinstance(num_heads, tuple):
+    num_heads = int(num_heads)
   name = "+".join(kinds) + f"({preset}, {aggregate})"
 
   def bind(paths, shapes, granularity, target):

@@ -5,8 +5,10 @@
 * ``None``: every floating-point leaf with ``ndim >= 2`` (weight matrices);
 * a callable ``(path, leaf) -> bool`` over ``jax.tree_util`` key paths;
 * a pytree of bools with the structure of the params;
-* a preset name: ``"bert"`` (Hugging Face Flax BERT/RoBERTa encoders) or
-  ``"vit"`` (Hugging Face Flax ViT encoders).
+* a preset name: ``"bert"`` (BERT/RoBERTa/MiniLM encoders) or ``"vit"``
+  (ViT/DeiT encoders), for the params of :mod:`jaxprune.models` (plain trees
+  or ``nnx.State``) and the identical trees of the former Hugging Face Flax
+  models.
 
 The presets reproduce the PLATON reference's choice: Q, K, V, the attention
 output projection and both FFN projections of every encoder layer, kernels
@@ -33,8 +35,18 @@ _VIT_RE = re.compile(
 
 
 def path_str(path: Sequence[Any]) -> str:
-  """``('bert', 'encoder', ...)`` key path as ``'bert/encoder/...'``."""
+  """``('bert', 'encoder', ...)`` key path as ``'bert/encoder/...'``.
+
+  The trailing ``.value`` attribute of a Flax NNX ``Variable`` (the leaves of
+  ``nnx.state(model, nnx.Param)``, what ``nnx.Optimizer`` passes to the
+  transformation) is dropped, so NNX states and plain params trees have the
+  same paths.
+  """
   parts = []
+  path = tuple(path)
+  if (path and isinstance(path[-1], jax.tree_util.GetAttrKey)
+      and path[-1].name == "value"):
+    path = path[:-1]
   for key in path:
     for attr in ("key", "name", "idx"):
       if hasattr(key, attr):
@@ -46,7 +58,8 @@ def path_str(path: Sequence[Any]) -> str:
 
 
 def bert(path: Sequence[Any], leaf: Any) -> bool:
-  """Preset for Hugging Face Flax BERT-style encoders (BERT, RoBERTa, MiniLM).
+  """Preset for BERT-style encoders (BERT, RoBERTa, MiniLM): our models and
+  Hugging Face Flax trees.
 
   Example:
     >>> import jaxprune
@@ -61,8 +74,8 @@ def bert(path: Sequence[Any], leaf: Any) -> bool:
 
 
 def vit(path: Sequence[Any], leaf: Any) -> bool:
-  """Preset for Hugging Face Flax ViT encoders (Q/K/V live under
-  ``attention/attention/{query,key,value}``)."""
+  """Preset for ViT/DeiT encoders, ours or Hugging Face Flax (Q/K/V live
+  under ``attention/attention/{query,key,value}``)."""
   del leaf
   return _VIT_RE.search(path_str(path)) is not None
 

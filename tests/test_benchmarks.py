@@ -18,7 +18,6 @@ import jax
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers")
 pytest.importorskip("flax")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,4 @@
-"""Export: exact zeros, compressed files, shrunk BERT/ViT, BCOO inference."""
+"""Export: exact zeros, compressed files, shrunk BERT/ViT (our models), BCOO inference."""
 import os
 
 import jax
@@ -13,8 +13,14 @@ from tests.train_helpers import tiny_bert, tiny_vit
 
 
 def _model(arch, seed=1):
-  return tiny_bert(dropout=0.0, seed=seed) if arch == "bert" else tiny_vit(
+  """A tiny model with weights well away from the 0.02-std init, so that
+  pruning visibly changes its logits."""
+  m = tiny_bert(dropout=0.0, seed=seed) if arch == "bert" else tiny_vit(
       seed=seed)
+  leaves, tdef = jax.tree_util.tree_flatten(m.params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return m.with_params(tdef.unflatten(
+      [x + 0.2 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]))
 
 
 def _inputs(arch):
@@ -93,7 +99,7 @@ def test_shrunk_model_matches_masked_logits(arch, granularity, kill,
 
 
 def test_neurons_only_equal_sizes_is_a_hugging_face_model(tmp_path):
-  from transformers import FlaxBertForSequenceClassification
+  from jaxprune import models
   model = _model("bert")
   _, state = _prune_once(
       model.params, "bert",
@@ -102,16 +108,25 @@ def test_neurons_only_equal_sizes_is_a_hugging_face_model(tmp_path):
   masked = export.apply_masks(model.params, state)
   small = shrink.shrink(model, masked)
   assert small.intermediate_sizes == (24, 24)
-  hf = small.to_hf()
-  hf.save_pretrained(str(tmp_path / "hf"))
-  back = FlaxBertForSequenceClassification.from_pretrained(str(tmp_path / "hf"))
+  assert small.config.hf_expressible()
+  small.save_pretrained(str(tmp_path / "hf"))
+  assert not (tmp_path / "hf" / "jaxprune_config.json").exists()
+  back = models.from_pretrained(str(tmp_path / "hf"))
   assert back.config.intermediate_size == 24
   args, kw = _inputs("bert")
   np.testing.assert_allclose(np.asarray(back(*args, **kw).logits),
                              np.asarray(model(*args, params=masked,
                                               **kw).logits), atol=1e-5)
-  with pytest.raises(ValueError, match="same heads"):
-    shrink.shrink(model, _kill(masked, "bert", 0, heads=(1,))).to_hf()
+  uneven = shrink.shrink(model, _kill(masked, "bert", 0, heads=(1,)))
+  assert not uneven.config.hf_expressible()
+  with pytest.warns(UserWarning, match="per-layer"):
+    uneven.save_pretrained(str(tmp_path / "uneven"))
+  assert (tmp_path / "uneven" / "jaxprune_config.json").exists()
+  padded = models.from_pretrained(str(tmp_path / "uneven"))
+  assert padded.config.heads_per_layer == (2, 2)  # zero-padded for HF
+  np.testing.assert_allclose(np.asarray(padded(*args, **kw).logits),
+                             np.asarray(uneven(*args, **kw).logits),
+                             atol=1e-6)
 
 
 @pytest.mark.parametrize("pattern,sparsity,use_state", [
@@ -171,7 +186,7 @@ def test_bcoo_inference_matches_masked_dense():
           jnp.broadcast_to(jnp.arange(8), ids.shape), None)
 
   def apply(p, *a):
-    return model.module.apply({"params": p}, *a, deterministic=True).logits
+    return model(*a[:3], position_ids=a[3], params=p).logits
 
   got = jax.jit(export.sparse_apply(apply))(sp, *args)
   want = apply(masked, *args)

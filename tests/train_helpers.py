@@ -1,4 +1,4 @@
-"""Tiny Hugging Face Flax BERT and ViT models and batches for the train tests."""
+"""Tiny BERT and ViT models (ours, as FunctionalModel) and batches for the train tests."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,21 +8,23 @@ import jaxprune
 
 
 def tiny_bert(dropout=0.1, seed=0):
-  from transformers import BertConfig, FlaxBertForSequenceClassification
-  cfg = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2,
-                   num_attention_heads=2, intermediate_size=32,
-                   max_position_embeddings=16, num_labels=2,
-                   hidden_dropout_prob=dropout,
-                   attention_probs_dropout_prob=dropout)
-  return FlaxBertForSequenceClassification(cfg, seed=seed)
+  from jaxprune import models
+  cfg = models.BertConfig(vocab_size=64, hidden_size=16, heads_per_layer=(2, 2),
+                          head_dim=8, intermediate_sizes=(32, 32),
+                          max_position_embeddings=16, num_labels=2,
+                          hidden_dropout_prob=dropout,
+                          attention_probs_dropout_prob=dropout)
+  return models.FunctionalModel(
+      models.build(cfg, "sequence_classification", seed=seed))
 
 
 def tiny_vit(seed=0):
-  from transformers import FlaxViTForImageClassification, ViTConfig
-  cfg = ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16,
-                  num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=32, num_labels=3)
-  return FlaxViTForImageClassification(cfg, seed=seed)
+  from jaxprune import models
+  cfg = models.ViTConfig(image_size=8, patch_size=4, num_channels=1,
+                         hidden_size=16, heads_per_layer=(2, 2), head_dim=8,
+                         intermediate_sizes=(32, 32), num_labels=3)
+  return models.FunctionalModel(
+      models.build(cfg, "image_classification", seed=seed))
 
 
 def text_batches(n_steps, batch=8, seq=8, seed=0):

@@ -26,19 +26,20 @@ WORDS = ("the cat dog sat on mat good bad movie film was very not great "
 
 def smoke_tokenizer():
   """The offline MiniLM (BERT uncased WordPiece) fast tokenizer."""
-  from transformers import AutoTokenizer
+  from jaxprune import models
 
   from experiments.demo import offline_minilm
-  return AutoTokenizer.from_pretrained(offline_minilm())
+  return models.load_tokenizer(offline_minilm())
 
 
 def tiny_bert_config(vocab_size: int, **kwargs: Any):
-  """A 2-layer, 32-wide BERT config for smoke runs."""
-  from transformers import BertConfig
-  base = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
-              num_attention_heads=2, intermediate_size=64,
+  """A 2-layer, 32-wide BERT config (:class:`jaxprune.models.BertConfig`)
+  for smoke runs."""
+  from jaxprune import models
+  base = dict(vocab_size=vocab_size, hidden_size=32, heads_per_layer=(2, 2),
+              head_dim=16, intermediate_sizes=(64, 64),
               max_position_embeddings=128)
-  return BertConfig(**{**base, **kwargs})
+  return models.BertConfig(**{**base, **kwargs})
 
 
 def buckets(max_len: int) -> tuple[int, ...]:

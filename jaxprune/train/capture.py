@@ -1,18 +1,24 @@
-"""Dense-layer outputs and noisy gradients of any Flax model, for DeepCuts.
+"""Dense-layer outputs and noisy gradients of Flax models, for DeepCuts.
 
-Uses ``flax.linen.intercept_methods``, so any model built from
-``flax.linen.Dense`` (Hugging Face Flax BERT and ViT included) works without
-editing its code: the loss function is the ordinary
-``loss_fn(params, batch, rng) -> (loss, aux)``.
+Works without editing the model's code: the loss function is the ordinary
+``loss_fn(params, batch, rng) -> (loss, aux)``. Linear layers are observed in
+both Flax APIs at once: ``flax.linen.Dense`` through
+``flax.linen.intercept_methods`` (linen models, the former Hugging Face Flax
+ones) and the ``Linear`` layers of :mod:`jaxprune.models` (NNX, called
+through :class:`~jaxprune.models.FunctionalModel`) through
+:func:`jaxprune.models.layers.intercept_linear`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxprune.models import layers as nnx_layers
 
 __all__ = ["grads_and_activations", "noisy_mean_grads", "noisy_grads"]
 
@@ -20,6 +26,21 @@ __all__ = ["grads_and_activations", "noisy_mean_grads", "noisy_grads"]
 def _is_dense_call(context) -> bool:
   return (isinstance(context.module, nn.Dense)
           and context.method_name == "__call__")
+
+
+@contextlib.contextmanager
+def _observe(fn: Callable[[tuple, Any], Any]):
+  """``fn(path, dense_output) -> output`` on every linen ``Dense`` and every
+  NNX ``Linear`` of :mod:`jaxprune.models` called inside the block."""
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if _is_dense_call(context):
+      out = fn(tuple(context.module.path), out)
+    return out
+
+  with nn.intercept_methods(interceptor), nnx_layers.intercept_linear(fn):
+    yield
 
 
 def grads_and_activations(loss_fn: Callable) -> Callable:
@@ -44,14 +65,12 @@ def grads_and_activations(loss_fn: Callable) -> Callable:
     def wrapped(p):
       acts = {}
 
-      def interceptor(next_fun, args, kwargs, context):
-        out = next_fun(*args, **kwargs)
-        if _is_dense_call(context):
-          acts[tuple(context.module.path)] = jnp.mean(
-              out.astype(jnp.float32), axis=tuple(range(out.ndim - 1)))
+      def record(path, out):
+        acts[path] = jnp.mean(out.astype(jnp.float32),
+                              axis=tuple(range(out.ndim - 1)))
         return out
 
-      with nn.intercept_methods(interceptor):
+      with _observe(record):
         loss, _ = loss_fn(p, batch, rng)
       return loss, acts
 
@@ -106,17 +125,15 @@ def noisy_grads(loss_fn: Callable, *, sigma: float = 1e-3) -> Callable:
   def fn(params, batch, rng):
     counter = [0]
 
-    def interceptor(next_fun, args, kwargs, context):
-      out = next_fun(*args, **kwargs)
-      if _is_dense_call(context):
-        counter[0] += 1
-        key = jax.random.fold_in(jax.random.fold_in(rng, 1 << 20), counter[0])
-        out = out + (sigma * jax.random.normal(key, out.shape)).astype(
-            out.dtype)
-      return out
+    def add_noise(path, out):
+      del path
+      counter[0] += 1
+      key = jax.random.fold_in(jax.random.fold_in(rng, 1 << 20), counter[0])
+      return out + (sigma * jax.random.normal(key, out.shape)).astype(
+          out.dtype)
 
     def loss(p):
-      with nn.intercept_methods(interceptor):
+      with _observe(add_noise):
         return loss_fn(p, batch, rng)[0]
 
     return jax.grad(loss)(params)

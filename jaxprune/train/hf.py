@@ -1,8 +1,28 @@
-"""Glue for Hugging Face Flax models (BERT-style text and ViT image models).
+"""Loss and logits functions for classifiers (BERT-style text, ViT images).
 
-Duck-typed: nothing here imports ``transformers``; any model object whose
-``__call__`` takes ``params=``, ``dropout_rng=`` and ``train=`` and returns
-an object with ``.logits`` works.
+Duck-typed: any model object whose ``__call__`` takes ``params=``,
+``dropout_rng=`` and ``train=`` and returns an object with ``.logits`` works:
+:class:`jaxprune.models.FunctionalModel` (our NNX models through
+``nnx.split``/``nnx.merge``), and the former Hugging Face Flax models. For an
+NNX module trained with ``nnx.Optimizer``, call these with
+``nnx.state(module, nnx.Param).to_pure_dict()`` as ``params`` or wrap the
+module in :class:`~jaxprune.models.FunctionalModel`.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from flax import nnx
+  >>> from jaxprune import models, train
+  >>> cfg = models.BertConfig(vocab_size=20, hidden_size=8,
+  ...     heads_per_layer=(2,), head_dim=4, intermediate_sizes=(16,),
+  ...     num_labels=2)
+  >>> fm = models.FunctionalModel(
+  ...     models.BertForSequenceClassification(cfg, rngs=nnx.Rngs(0)))
+  >>> batch = {"input_ids": jnp.ones((2, 4), jnp.int32),
+  ...          "labels": jnp.array([0, 1])}
+  >>> loss, aux = train.hf.classification_loss(fm)(fm.params, batch,
+  ...                                               jax.random.key(0))
+  >>> sorted(aux)
+  ['accuracy']
 """
 
 from __future__ import annotations
