@@ -35,8 +35,8 @@ layers):
 * ``step``: the whole train step (forward and backward of BERT-base on an
   8 x 128 batch, deterministic forward, softmax cross-entropy, then the
   update; the step of ``benchmarks/platon_overhead.py``), params and
-  optimizer state donated. The model comes from :func:`make_model` (HF
-  transformers' Flax BERT from its config, no weights); swap that one
+  optimizer state donated. The model comes from :func:`make_model`
+  (``jaxprune.models`` BERT from its config, no weights); swap that one
   function for another model.
 
 Every optimizer is ``experiments.methods.make_tx(method, learning_rate=8e-5,
@@ -222,21 +222,23 @@ def make_model(layers: int, batch: int, seq: int
   """The model of the whole-step program: ``(loss_fn, param_shapes,
   batch_shapes)`` with ``loss_fn(params, batch) -> scalar``.
 
-  Today HF transformers' ``FlaxBertForSequenceClassification`` from a
-  ``BertConfig`` (bert-base sizes, ``layers`` layers), without weights:
-  ``_do_init=False`` and ``jax.eval_shape`` of its initializer. Replace
+  ``jaxprune.models`` BERT for sequence classification (bert-base sizes,
+  ``layers`` layers), built abstractly (``nnx.eval_shape``: no weights).
+  Its params have the HF Flax layout of :func:`bert_param_shapes`. Replace
   this function to measure another model (the params must fit
   ``where="bert"``, or change :data:`WHERE`).
   """
-  from transformers import BertConfig, FlaxBertForSequenceClassification  # pylint: disable=g-import-not-at-top
-  config = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN,
-                      num_hidden_layers=layers, intermediate_size=FFN,
-                      max_position_embeddings=MAX_POS,
-                      type_vocab_size=TYPE_VOCAB, num_labels=LABELS)
-  model = FlaxBertForSequenceClassification(config, dtype=jnp.float32,
-                                            _do_init=False)
-  params = jax.eval_shape(
-      lambda: model.init_weights(jax.random.key(0), (1, seq)))
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from jaxprune import models  # pylint: disable=g-import-not-at-top
+  config = models.BertConfig(
+      vocab_size=VOCAB, hidden_size=HIDDEN, heads_per_layer=(12,) * layers,
+      head_dim=HIDDEN // 12, intermediate_sizes=(FFN,) * layers,
+      max_position_embeddings=MAX_POS, type_vocab_size=TYPE_VOCAB,
+      num_labels=LABELS)
+  model = models.FunctionalModel(nnx.eval_shape(
+      lambda: models.build(config, "sequence_classification")))
+  params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                        model.params)
 
   def loss_fn(p, b):
     logits = model(b["input_ids"], attention_mask=b["attention_mask"],
