@@ -198,16 +198,8 @@ def step_kind(tx: Any, step: int) -> Optional[StepKind]:
 def mismatch(opt_state: Any) -> jax.Array:
   """Whether any pruning state in ``opt_state`` ran a step of the wrong kind
   (a bool array; under ``pmap``, one per replica)."""
-  from jaxprune.transform import PruneState  # pylint: disable=g-import-not-at-top
-  flags = []
-
-  def visit(x):
-    if isinstance(x, PruneState):
-      flags.append(x.kind_mismatch)
-      return True
-    return False
-
-  jax.tree_util.tree_flatten(opt_state, is_leaf=visit)
+  from jaxprune.transform import find_prune_states  # pylint: disable=g-import-not-at-top
+  flags = [st.kind_mismatch for st in find_prune_states(opt_state)]
   if not flags:
     return jnp.asarray(False)
   out = flags[0]

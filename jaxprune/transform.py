@@ -27,7 +27,8 @@ from jaxprune import step_kinds as step_kinds_lib
 from jaxprune import where as where_lib
 from jaxprune.methods import _common
 
-__all__ = ["Scorer", "PruneState", "prune", "selected_leaves"]
+__all__ = ["Scorer", "PruneState", "prune", "selected_leaves",
+           "find_prune_states"]
 
 Tree = Any
 
@@ -111,6 +112,20 @@ class PruneState(NamedTuple):
   num_pruned: jax.Array
   stale: jax.Array
   kind_mismatch: jax.Array
+
+
+def find_prune_states(opt_state: Any) -> list["PruneState"]:
+  """All :class:`~jaxprune.PruneState` inside an (optionally chained) state."""
+  found = []
+
+  def visit(x):
+    if isinstance(x, PruneState):
+      found.append(x)
+      return True
+    return False
+
+  jax.tree_util.tree_flatten(opt_state, is_leaf=visit)
+  return found
 
 
 def _masked_tree(params: Tree, flags: list[bool], fn: Callable) -> Tree:
@@ -319,15 +334,21 @@ def prune(optimizer: optax.GradientTransformation,
         kind_mismatch=jnp.zeros([], jnp.bool_),
     )
 
-  def decisions(step, layout, state_stale, num_pruned):
-    """The traced decisions of a step: (k, reselect, apply, stale)."""
+  def step_flags(step, layout):
+    """What the schedule says of ``step``: (k, event, apply, changes)."""
     frac = schedule.sparsity(step)
     k = layout.k(frac, frac == jnp.float32(target))
     event = schedule.is_event(step)
-    stale = state_stale | scorer.changes_at(step) | scorer.uses_params
-    reselect = event & (stale | jnp.any(k != num_pruned))
     apply = (jnp.asarray(True) if persistent_mask
              else event | frozen_fn(step))
+    changes = scorer.changes_at(step) | scorer.uses_params
+    return k, event, apply, changes
+
+  def decisions(step, layout, state_stale, num_pruned):
+    """The traced decisions of a step: (k, reselect, apply, stale)."""
+    k, event, apply, changes = step_flags(step, layout)
+    stale = state_stale | changes
+    reselect = event & (stale | jnp.any(k != num_pruned))
     return k, reselect, apply, stale
 
   def host_flags(step):
@@ -336,14 +357,10 @@ def prune(optimizer: optax.GradientTransformation,
       raise ValueError("call `tx.init(params)` before asking for step kinds "
                        "(jaxprune.step_kind): they depend on the params' "
                        "prunable sizes")
-    frac = schedule.sparsity(step)
-    k = layout.k(frac, frac == jnp.float32(target))
-    apply = (jnp.asarray(True) if persistent_mask
-             else schedule.is_event(step) | frozen_fn(step))
+    k, event, apply, changes = step_flags(step, layout)
     hint = (scorer.step_hint(step) if scorer.step_hint is not None
             else jnp.asarray(False))
-    changes = scorer.changes_at(step) | scorer.uses_params
-    return schedule.is_event(step), apply, changes, k, hint
+    return event, apply, changes, k, hint
 
   host_kinds = step_kinds_lib.HostKinds(host_flags, scorer.uses_params,
                                         scorer.step_hint is not None)

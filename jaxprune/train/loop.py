@@ -21,25 +21,11 @@ import numpy as np
 
 from jaxprune import step_kinds
 from jaxprune.train import _validate
-from jaxprune.transform import PruneState
+from jaxprune.transform import find_prune_states
 
 _CONFIG_KEY = "jaxprune_config"
 
 __all__ = ["fit", "find_prune_states", "mask_sparsity", "Checkpointer"]
-
-
-def find_prune_states(opt_state: Any) -> list[PruneState]:
-  """All :class:`~jaxprune.PruneState` inside an (optionally chained) state."""
-  found = []
-
-  def visit(x):
-    if isinstance(x, PruneState):
-      found.append(x)
-      return True
-    return False
-
-  jax.tree_util.tree_flatten(opt_state, is_leaf=visit)
-  return found
 
 
 @jax.jit
