@@ -90,8 +90,9 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
          heldout_accuracy: Callable[[Any], float] | None = None,
          final_lambda: float = 400.0, final_threshold: float = 0.1,
          scores_lr: float = 1e-2, rng: jax.Array | None = None,
-         loss_fn: Callable | None = None, classification: bool = True
-         ) -> Plan:
+         loss_fn: Callable | None = None, classification: bool = True,
+         optimizer: optax.GradientTransformation | None = None,
+         method_args: dict | None = None) -> Plan:
   """Builds the :class:`Plan` of ``method`` for a classification model.
 
   Args:
@@ -105,7 +106,8 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
     total_steps: updates in the run.
     where: prunable leaves.
     num_examples: training-set size.
-    weight_decay, clip_norm: the inner AdamW's decay and the clipping.
+    weight_decay, clip_norm: the inner AdamW's decay and the clipping
+      (``clip_norm=None``: none).
     dense_params: the dense fine-tuned params (single shot).
     score_batches: batches to score on (single shot).
     heldout_accuracy: ``params -> accuracy`` on held-out training data
@@ -119,17 +121,29 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
       cross-entropy of ``model``'s logits.
     classification: whether ``model`` has a classification head (logits
       over classes); ``pins_sr``'s distillation needs one.
+    optimizer: the run's inner optimizer (replaces the AdamW built from
+      ``learning_rate`` and ``weight_decay``; the experiment runner passes
+      the config's, e.g. MT-DNN's Adamax).
+    method_args: more keyword arguments of the method's factory
+      (``soft_movement``, ``pins_sr``: :func:`jaxprune.pins`).
   """
   base_loss = loss_fn or train.hf.classification_loss(model)
-  inner = optax.adamw(learning_rate, weight_decay=weight_decay)
-  clip = optax.clip_by_global_norm(clip_norm)
+  inner = optimizer if optimizer is not None else optax.adamw(
+      learning_rate, weight_decay=weight_decay)
+  extra = dict(method_args or {})
+
+  def clip(tx):
+    if clip_norm is None:
+      return tx
+    return optax.chain(optax.clip_by_global_norm(clip_norm), tx)
+
   same = lambda b, s: b
   if method == "soft_movement":
-    sm = jaxprune.soft_movement(total_steps=total_steps, where=where,
-                                final_lambda=final_lambda,
-                                final_threshold=final_threshold)
-    tx = optax.chain(clip, soft_movement_lib.optimizer(
-        inner, optax.adam(scores_lr)))
+    sm = jaxprune.soft_movement(**{
+        "total_steps": total_steps, "where": where,
+        "final_lambda": final_lambda, "final_threshold": final_threshold,
+        **extra})
+    tx = clip(soft_movement_lib.optimizer(inner, optax.adam(scores_lr)))
     start = {"params": _copy(params0), "scores": sm.init(params0)}
     # The step goes in per example, so that the batch splits like any
     # other batch entry under pmap and sharding.
@@ -147,8 +161,8 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
                                 rng if rng is not None else jax.random.key(0),
                                 where)
     masks = deepcuts.masks_from_scores(scores, sparsity)
-    tx = optax.chain(clip, deepcuts.fixed_mask(inner, scores,
-                                               sparsity=sparsity, where=where))
+    tx = clip(deepcuts.fixed_mask(inner, scores, sparsity=sparsity,
+                                  where=where))
     # A copy: rewind returns params0's own arrays outside the mask, and the
     # train step donates (the caller may reuse params0).
     return Plan(tx, _copy(deepcuts.rewind(params0, masks)), base_loss, same,
@@ -163,7 +177,8 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
     tx = methods_lib.make_tx("pins", learning_rate=learning_rate,
                              sparsity=sparsity, total_steps=total_steps,
                              where=where, weight_decay=weight_decay,
-                             clip_norm=clip_norm)
+                             clip_norm=clip_norm, optimizer=optimizer,
+                             **extra)
     teacher = selfreg.BestTeacher(train.hf.classification_logits(model),
                                   params0)
     loss_fn = selfreg.classification_loss(train.hf.train_logits(model))

@@ -28,7 +28,7 @@ def smoke_tokenizer():
   """The offline MiniLM (BERT uncased WordPiece) fast tokenizer."""
   from jaxprune import models
 
-  from experiments.demo import offline_minilm
+  from experiments.tasks.base import offline_minilm
   return models.load_tokenizer(offline_minilm())
 
 

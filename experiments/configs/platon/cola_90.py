@@ -1,8 +1,13 @@
-"""PLATON CoLA, 10% remaining (run_bert_glue.sh)."""
+"""PLATON CoLA, 10% remaining (run_bert_glue.sh).
+
+Run: ``python -m experiments.run --config experiments/configs/platon/cola_90.py``
+"""
 
 from experiments.configs import recipes
 
-CONFIG = recipes.platon_glue(
-    "cola", remaining=0.10, beta2=0.95, warmup_steps=500, final_steps=1500,
-    lr=1e-4, epochs=15, batch_size=32, seed=9,
-    source="PLATON GLUE/scripts/run_bert_glue.sh")
+
+def get_config():
+  return recipes.platon_glue(
+      "cola", remaining=0.10, beta2=0.95, warmup_steps=500, final_steps=1500,
+      lr=1e-4, epochs=15, batch_size=32, seed=9,
+      source="PLATON GLUE/scripts/run_bert_glue.sh")

@@ -1,8 +1,13 @@
-"""PLATON RTE, 15% remaining (run_bert_rte.sh #2)."""
+"""PLATON RTE, 15% remaining (run_bert_rte.sh #2).
+
+Run: ``python -m experiments.run --config experiments/configs/platon/rte_85.py``
+"""
 
 from experiments.configs import recipes
 
-CONFIG = recipes.platon_glue(
-    "rte", remaining=0.15, beta2=0.65, warmup_steps=200, final_steps=1200,
-    lr=1e-4, epochs=20, batch_size=16, seed=8,
-    source="PLATON GLUE/scripts/run_bert_rte.sh #2")
+
+def get_config():
+  return recipes.platon_glue(
+      "rte", remaining=0.15, beta2=0.65, warmup_steps=200, final_steps=1200,
+      lr=1e-4, epochs=20, batch_size=16, seed=8,
+      source="PLATON GLUE/scripts/run_bert_rte.sh #2")
