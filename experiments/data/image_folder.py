@@ -85,10 +85,6 @@ def check_image_folder(path: str, validation_path: str | None = None,
     ...
     ValueError: `path`: no such folder 'no/such/folder'
   """
-  classes = _classes(path, "path")
-  if len(classes) < 2:
-    raise ValueError(f"`path`: folder '{path}' needs at least 2 class "
-                     f"subfolders, found {classes}")
   if (validation_path is None) == (split_fraction is None):
     raise ValueError("give exactly one of `validation_path` or "
                      "`split_fraction` (in (0, 1))")
@@ -98,6 +94,10 @@ def check_image_folder(path: str, validation_path: str | None = None,
       or not 0.0 < split_fraction < 1.0):
     raise ValueError("`split_fraction` (the fraction of images held out for "
                      f"validation) must be in (0, 1), got {split_fraction!r}")
+  classes = _classes(path, "path")
+  if len(classes) < 2:
+    raise ValueError(f"`path`: folder '{path}' needs at least 2 class "
+                     f"subfolders, found {classes}")
   if validation_path is not None:
     val_classes = _classes(validation_path, "validation_path")
     if not val_classes:
@@ -140,7 +140,8 @@ def _decode(files: list[str], image_size: int) -> np.ndarray:
         rgb = im.convert("RGB").resize((image_size, image_size),
                                        Image.Resampling.BILINEAR)
         out[i] = np.asarray(rgb, np.float32).transpose(2, 0, 1)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except (OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as e:
       raise ValueError(f"file '{f}' is not a readable image: {e}") from None
   out /= 255.0
   out -= 0.5

@@ -1,4 +1,4 @@
-"""Your own text classification / regression data: CSV, TSV, JSON lines or `datasets`.
+"""Own text classification / regression data: CSV, TSV, JSON lines, `datasets`.
 
 Local files are read with the standard library (``csv``, ``json``), so a
 machine without ``datasets`` can still run on them. The first line of a CSV or
@@ -9,10 +9,10 @@ from ``split_fraction`` of the rows of one file (a seeded shuffle).
 Example:
 
   >>> import os, tempfile
-  >>> d = tempfile.mkdtemp()
-  >>> with open(os.path.join(d, "train.csv"), "w") as f:
-  ...   _ = f.write("text,label\\ngood film,pos\\nbad film,neg\\nfine,pos\\nmeh,neg\\n")
-  >>> data = load_text(train_file=os.path.join(d, "train.csv"), split_fraction=0.5)
+  >>> path = os.path.join(tempfile.mkdtemp(), "train.csv")
+  >>> with open(path, "w") as f:
+  ...   _ = f.write("text,label\\ngood,pos\\nbad,neg\\nfine,pos\\nmeh,neg\\n")
+  >>> data = load_text(train_file=path, split_fraction=0.5)
   >>> data.label_names
   ('neg', 'pos')
   >>> len(data.train.texts), len(data.validation.texts)
@@ -90,11 +90,6 @@ class _Table:
     return self.columns[column]
 
 
-def _is_fraction(x: Any) -> bool:
-  return (isinstance(x, (int, float)) and not isinstance(x, bool)
-          and 0.0 < x < 1.0)
-
-
 def check_text_source(*, train_file: str | None = None,
                       validation_file: str | None = None,
                       dataset: str | None = None,
@@ -124,7 +119,10 @@ def check_text_source(*, train_file: str | None = None,
     raise ValueError("give exactly one of `train_file` (a .csv, .tsv, .jsonl "
                      "or .json file) or `dataset` (a `datasets` hub name or a "
                      "folder written by save_to_disk)")
-  if split_fraction is not None and not _is_fraction(split_fraction):
+  if split_fraction is not None and (
+      isinstance(split_fraction, bool)
+      or not isinstance(split_fraction, (int, float))
+      or not 0.0 < split_fraction < 1.0):
     raise ValueError("`split_fraction` (the fraction of rows held out for "
                      f"validation) must be in (0, 1), got {split_fraction!r}")
   for arg, n in (("max_train_examples", max_train_examples),
