@@ -129,6 +129,9 @@ def test_datasets_folder_with_class_label(tmp_path):
   assert data.validation.texts == ["bad"]
   np.testing.assert_array_equal(data.validation.labels, [1])
   assert folder in data.source
+  msg = _error(dataset=folder)  # text_column="text" is not there
+  assert folder in msg and "split 'train'" in msg and "'text'" in msg
+  assert "sentence, label" in msg
 
   # Unlabelled rows (-1, as in GLUE test splits): dataset, split, row, column.
   datasets.DatasetDict(

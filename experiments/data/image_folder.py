@@ -1,8 +1,8 @@
 """Your own image classification data: a folder with one subfolder per class.
 
 ``path/<class_name>/*.png`` (or .jpg, .jpeg, .bmp, .gif, .webp, any case);
-classes are the subfolders sorted by name (hidden ones skipped), other files
-are ignored. Images are decoded with Pillow, converted to RGB, resized to
+classes are the subfolders sorted by name; hidden files and folders and files
+of other extensions are ignored. Images are decoded with Pillow, converted to RGB, resized to
 ``image_size`` x ``image_size`` (bilinear) and normalised as ViT expects:
 ``(x / 255 - 0.5) / 0.5`` per channel, channels first.
 
@@ -117,6 +117,7 @@ def _files(path: str, classes: list[str]) -> tuple[list[str], list[int]]:
     folder = os.path.join(path, c)
     names = sorted(n for n in os.listdir(folder)
                    if n.lower().endswith(IMAGE_EXTENSIONS)
+                   and not n.startswith(".")  # e.g. macOS "._x.png"
                    and os.path.isfile(os.path.join(folder, n)))
     if not names:
       raise ValueError(f"class folder '{folder}' has no images ("

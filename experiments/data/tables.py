@@ -75,6 +75,7 @@ class _Table:
   columns: dict[str, list[Any]]
   lines: list[int] | None = None  # line number of each row (files)
   class_names: tuple[str, ...] | None = None  # the label's ClassLabel names
+  available: list[str] | None = None  # all columns, when not all were read
 
   def __len__(self) -> int:
     return len(next(iter(self.columns.values()), []))
@@ -86,7 +87,7 @@ class _Table:
   def column(self, column: str) -> list[Any]:
     if column not in self.columns:
       raise ValueError(f"{self.name} has no column '{column}'; available "
-                       f"columns: {', '.join(self.columns)}")
+                       f"columns: {', '.join(self.available or self.columns)}")
     return self.columns[column]
 
 
@@ -266,10 +267,11 @@ def _class_ids(table: _Table, column: str, names: tuple[str, ...],
   return out
 
 
-def _from_datasets(dataset: str, config: str | None, label_column: str,
+def _from_datasets(dataset: str, config: str | None, columns: list[str],
                    train_split: str, validation_split: str,
                    split_fraction: float | None
                    ) -> tuple[_Table, _Table | None]:
+  """The train (and validation) split; ``columns[-1]`` is the label column."""
   import datasets  # only here: local files never need it
   if os.path.isdir(dataset):
     obj, label = datasets.load_from_disk(dataset), f"dataset '{dataset}'"
@@ -298,8 +300,11 @@ def _from_datasets(dataset: str, config: str | None, label_column: str,
   for split, ds in parts.items():
     if len(ds) == 0:
       raise ValueError(f"{label} split '{split}' has no rows")
-    table = _Table(f"{label} split '{split}'", ds.to_dict())
-    feature = ds.features.get(label_column)
+    read = [c for c in columns if c in ds.column_names]  # only those needed
+    table = _Table(f"{label} split '{split}'",
+                   ds.select_columns(read).to_dict() if read else {},
+                   available=list(ds.column_names))
+    feature = ds.features.get(columns[-1])
     if isinstance(feature, datasets.ClassLabel):
       table.class_names = tuple(feature.names)
     tables.append(table)
@@ -372,8 +377,10 @@ def load_text(*, train_file: str | None = None,
                     max_train_examples=max_train_examples,
                     max_eval_examples=max_eval_examples)
   if dataset is not None:
-    train, val = _from_datasets(dataset, dataset_config, label_column,
-                                train_split, validation_split, split_fraction)
+    needed = [text_column, text_pair_column, label_column]
+    train, val = _from_datasets(dataset, dataset_config,
+                                [c for c in needed if c], train_split,
+                                validation_split, split_fraction)
   else:
     train = _read_file(train_file)
     val = _read_file(validation_file) if validation_file else None
