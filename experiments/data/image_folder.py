@@ -2,9 +2,9 @@
 
 ``path/<class_name>/*.png`` (or .jpg, .jpeg, .bmp, .gif, .webp, any case);
 classes are the subfolders sorted by name; hidden files and folders and files
-of other extensions are ignored. Images are decoded with Pillow, converted to RGB, resized to
-``image_size`` x ``image_size`` (bilinear) and normalised as ViT expects:
-``(x / 255 - 0.5) / 0.5`` per channel, channels first.
+of other extensions are ignored. Images are decoded with Pillow, converted to
+RGB, resized to ``image_size`` x ``image_size`` (bilinear) and normalised as
+ViT expects: ``(x / 255 - 0.5) / 0.5`` per channel, channels first.
 
 Example:
 
