@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q jaxprune
 
 demo: $(STAMP)
-	$(PY) -m experiments.demo $(ARGS)
+	$(PY) -m experiments.run --config experiments/configs/demo.py $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/selection.py

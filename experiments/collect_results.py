@@ -1,4 +1,4 @@
-"""Collects every ``results.json`` under a folder into a Markdown table.
+"""Collects every run's ``summary.json`` under a folder into a Markdown table.
 
 One row per run: task, method, target and actual sparsity, the task's
 metrics of the final model (percent; ``best`` columns when asked), steps,
@@ -29,11 +29,11 @@ _SHORT = {"matched_accuracy": "m", "mismatched_accuracy": "mm",
 
 
 def find_results(root: str) -> list[dict]:
-  """All ``results.json`` records below ``root`` (with their ``path``)."""
+  """All ``summary.json`` records below ``root`` (with their ``path``)."""
   found = []
   for folder, _, files in sorted(os.walk(root)):
-    if "results.json" in files:
-      path = os.path.join(folder, "results.json")
+    if "summary.json" in files:
+      path = os.path.join(folder, "summary.json")
       with open(path) as f:
         record = json.load(f)
       record["path"] = os.path.relpath(folder, root)
@@ -69,7 +69,9 @@ def markdown_table(records: Sequence[dict], best: bool = False) -> str:
   key = lambda r: (r.get("task", ""), r.get("method", ""),
                    r.get("target_sparsity") or 0.0, r.get("path", ""))
   for r in sorted(records, key=key):
-    row = [str(r.get("task")), str(r.get("method")), str(r.get("model")),
+    data = (r.get("config") or {}).get("data")
+    row = [str(data or r.get("task")), str(r.get("method")),
+           str(r.get("model")),
            _fmt_sparsity(r.get("target_sparsity")),
            _fmt_sparsity(r.get("actual_sparsity")),
            format_metrics(r.get("metrics") or {})]
@@ -79,21 +81,21 @@ def markdown_table(records: Sequence[dict], best: bool = False) -> str:
     seconds = r.get("seconds")
     row += [str(r.get("total_steps")),
             "n/a" if seconds is None else f"{seconds / 60:.1f} min",
-            r.get("path", "") + (" (smoke)" if r.get("smoke") else "")]
+            r.get("path", "") + (" (smoke)" if data == "smoke" else "")]
     lines.append("| " + " | ".join(row) + " |")
   return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> str:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("root", help="folder searched for results.json")
+  ap.add_argument("root", help="folder searched for summary.json")
   ap.add_argument("--out", default=None, help="Markdown file (default stdout)")
   ap.add_argument("--best", action="store_true",
                   help="also show the best eval by each task's main metric")
   args = ap.parse_args(argv)
   records = find_results(args.root)
   if not records:
-    raise SystemExit(f"no results.json under {args.root!r}")
+    raise SystemExit(f"no summary.json under {args.root!r}")
   table = markdown_table(records, best=args.best)
   if args.out:
     with open(args.out, "w") as f:

@@ -1,8 +1,8 @@
 """Every method at several sparsities on one task, same budget and data order.
 
-Offline default: the demo task (pretrained MiniLM-L6 on the Rotten Tomatoes
-review sentences, see :mod:`experiments.demo`). Each cell (method, sparsity,
-seed) is one :func:`experiments.demo.run` with the demo's settings; the
+Every cell (method, sparsity, seed) is one run of :mod:`experiments.run`
+from the same config (default: the demo's, ``experiments/configs/demo.py``),
+so every method gets the same data order, budget and inner optimizer. The
 dense baseline runs once per seed and is shared by every sparsity (and is
 the fine-tuned model that ``cam_cut``/``smooth_cut`` score). A cell's result
 is written to ``<out>/<method>_<sparsity>_s<seed>.json`` when it finishes
@@ -12,15 +12,12 @@ Writes ``<results>/compare.csv`` (one row per cell), ``compare.md`` (mean
 and spread over seeds per method and sparsity) and ``compare.png`` (accuracy
 against sparsity, one line per method).
 
-``--glue TASK`` runs the same grid through :mod:`experiments.glue` instead
-(for a GPU/TPU: ``--model bert-base-uncased``), one results.json per cell.
-
 Usage::
 
     python -m experiments.compare                       # 3 seeds, 600 steps
-    python -m experiments.compare --seeds 1 --steps 150  # CPU budget
-    python -m experiments.compare --glue sst2 --model bert-base-uncased \\
-        --epochs 3 --seeds 3                             # GPU/TPU
+    python -m experiments.compare --seeds 1 --set steps=150  # CPU budget
+    python -m experiments.compare --config experiments/configs/text.py \\
+        --set data=glue/sst2 model=bert-base-uncased     # GPU/TPU
 
 Example:
   >>> from experiments import compare
@@ -133,31 +130,34 @@ def write_tables(rows: Sequence[dict], sparsities: Sequence[float],
   plot(rows, os.path.join(results, "compare.png"))
 
 
-def _actual_sparsity(params: Any, where: Any) -> float:
-  import jaxprune
-  return float(jaxprune.actual_sparsity(params, where))
+def _load_params(path: str, like: Any) -> Any:
+  from flax import serialization
+  with open(path, "rb") as f:
+    return serialization.from_bytes(like, f.read())
 
 
-def _demo_cells(args) -> list[dict]:
+def _save_params(path: str, params: Any) -> None:
   import jax
   from flax import serialization
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    f.write(serialization.to_bytes(jax.device_get(params)))
+  os.replace(tmp, path)
 
-  from experiments import demo
+
+def _cells(args, base) -> list[dict]:
+  """Runs (or reads) every cell; one prepared task per seed."""
+  from experiments import run, trainer
   rows = []
   for seed in range(args.seed0, args.seed0 + args.seeds):
-    cell_args = demo.parse_args(
-        ["--steps", str(args.steps), "--seed", str(seed),
-         "--eval-every", str(args.steps), "--skip-dense",
-         "--score-batches", str(args.score_batches),
-         *(["--model", args.model] if args.model else [])])
-    loaded = None
-    dense_params = None
+    tasks: dict[bool, Any] = {}
+    dense = None
 
-    def task():
-      nonlocal loaded
-      if loaded is None:
-        loaded = demo.text_task(cell_args)
-      return loaded
+    def task_for(cfg):
+      key = cfg.method == "pins_sr"  # holds training examples out
+      if key not in tasks:
+        tasks[key] = run.prepare_task(cfg)
+      return tasks[key]
 
     dense_path = os.path.join(args.out, cell_name("dense", 0.0, seed))
     for method in ("dense",) + tuple(args.methods):
@@ -169,120 +169,85 @@ def _demo_cells(args) -> list[dict]:
           continue
         if args.tables_only:
           continue
-        model, params0, train_data, test_data, where, _ = task()
-        if method in ("cam_cut", "smooth_cut") and dense_params is None:
-          with open(dense_path + ".msgpack", "rb") as f:
-            dense_params = serialization.from_bytes(params0, f.read())
-        cell_args.sparsity = sparsity
-        os.makedirs(path, exist_ok=True)
-        t0 = time.time()
-        res = demo.run(method, cell_args, model, params0, train_data,
-                       test_data, where, path, dense_params=dense_params)
+        cfg = base.replace(method=method, seed=seed, out=path,
+                           dense_baseline=False,
+                           **({} if method == "dense" else
+                              {"sparsity": sparsity}))
         if method == "dense":
-          dense_params = res["params"]
-          tmp = dense_path + ".msgpack.tmp"
-          with open(tmp, "wb") as f:
-            f.write(serialization.to_bytes(jax.device_get(dense_params)))
-          os.replace(tmp, dense_path + ".msgpack")
+          cfg = cfg.as_dense()
+        task = task_for(cfg)
+        if method in ("cam_cut", "smooth_cut") and dense is None:
+          dense = trainer.Outcome(None, _load_params(
+              dense_path + ".msgpack", task.params), [], 0.0, {})
+        t0 = time.time()
+        res = run.execute(cfg, task=task, dense=dense if method in (
+            "cam_cut", "smooth_cut") else None)
+        if method == "dense":
+          _save_params(dense_path + ".msgpack", res.params)
+          dense = trainer.Outcome(None, res.params, [], 0.0, {})
+        s = res.summary
         row = {"method": method, "sparsity": sparsity, "seed": seed,
-               "accuracy": res["final"]["accuracy"],
-               "actual_sparsity": _actual_sparsity(res["params"], where)
-               if method != "dense" else 0.0,
-               "steps": args.steps, "train_seconds": res["seconds"],
+               "accuracy": s["metrics"][s["primary_metric"]] / 100,
+               "metric": s["primary_metric"],
+               "actual_sparsity": s["actual_sparsity"],
+               "steps": s["total_steps"],
+               "train_seconds": s["train_seconds"]["pruned"],
                "wall_seconds": time.time() - t0}
         _write_json(path + ".json", row)
         rows.append(row)
-        print(f"{cell_name(method, sparsity, seed)}: accuracy "
-              f"{row['accuracy']:.4f} at sparsity {row['actual_sparsity']:.4f}"
-              f" ({row['wall_seconds']:.0f} s)", flush=True)
-  dense = {r["seed"]: r["accuracy"] for r in rows if r["method"] == "dense"}
+        print(f"{cell_name(method, sparsity, seed)}: {row['metric']} "
+              f"{100 * row['accuracy']:.2f} at sparsity "
+              f"{row['actual_sparsity']:.4f} ({row['wall_seconds']:.0f} s)",
+              flush=True)
+  dense_acc = {r["seed"]: r["accuracy"] for r in rows
+               if r["method"] == "dense"}
   for r in rows:
-    r["dense_accuracy"] = dense.get(r["seed"])
-  return rows
-
-
-def _glue_cells(args) -> list[dict]:
-  from experiments import glue
-  rows = []
-  for seed in range(args.seed0, args.seed0 + args.seeds):
-    for method in ("dense",) + tuple(args.methods):
-      for sparsity in ((0.0,) if method == "dense" else args.sparsities):
-        out = os.path.join(args.out, cell_name(method, sparsity, seed))
-        path = os.path.join(out, "results.json")
-        if not os.path.exists(path):
-          if args.tables_only:
-            continue
-          glue.main(["--task", args.glue, "--method", method,
-                     "--sparsity", str(sparsity), "--seed", str(seed),
-                     "--out", out, "--score-batches", str(args.score_batches),
-                     *(["--model", args.model] if args.model else []),
-                     *(["--steps", str(args.steps)] if args.steps else []),
-                     *(["--epochs", str(args.epochs)] if args.epochs else []),
-                     *(["--smoke"] if args.smoke else [])])
-        with open(path) as f:
-          r = json.load(f)
-        rows.append({"method": method, "sparsity": sparsity, "seed": seed,
-                     "accuracy": r["metrics"][r["primary_metric"]] / 100,
-                     "actual_sparsity": r["actual_sparsity"],
-                     "steps": r["total_steps"],
-                     "train_seconds": r["train_seconds"]})
-  dense = {r["seed"]: r["accuracy"] for r in rows if r["method"] == "dense"}
-  for r in rows:
-    r["dense_accuracy"] = dense.get(r["seed"])
+    r["dense_accuracy"] = dense_acc.get(r["seed"])
   return rows
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("--config", default="experiments/configs/demo.py",
+                  help="the run config every cell starts from")
+  ap.add_argument("--set", nargs="+", action="extend", default=[],
+                  metavar="KEY=VALUE", help="config overrides for all cells")
   ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
   ap.add_argument("--sparsities", nargs="+", type=float,
                   default=[0.5, 0.8, 0.9])
   ap.add_argument("--seeds", type=int, default=3, help="number of seeds")
   ap.add_argument("--seed0", type=int, default=0, help="first seed")
-  ap.add_argument("--steps", type=int, default=None,
-                  help="updates per run (demo default 600)")
-  ap.add_argument("--epochs", type=float, default=None, help="--glue only")
-  ap.add_argument("--score-batches", type=int, default=50,
-                  help="cam_cut/smooth_cut: training batches scored")
-  ap.add_argument("--model", default=None)
-  ap.add_argument("--glue", default=None, metavar="TASK",
-                  help="run a GLUE task through experiments.glue instead")
-  ap.add_argument("--smoke", action="store_true", help="--glue only")
-  ap.add_argument("--out", default=None, help="default runs/compare[_TASK]")
+  ap.add_argument("--out", default="runs/compare",
+                  help="folder of the cells")
   ap.add_argument("--results", default="results")
   ap.add_argument("--tables-only", action="store_true",
                   help="write the tables from the finished cells; run none")
   args = ap.parse_args(argv)
-  from experiments import demo, methods, model_aware
-  known = set(methods.METHODS) | set(model_aware.METHODS)
-  bad = [m for m in args.methods if m not in known or m == "dense"]
+  from experiments import config
+  bad = [m for m in args.methods if m not in config.METHODS or m == "dense"]
   if bad:
     raise SystemExit(f"--methods: unknown {bad}; choose from "
-                     f"{sorted(known - {'dense'})} (dense always runs)")
+                     f"{sorted(set(config.METHODS) - {'dense'})} (dense "
+                     "always runs)")
   bad = [s for s in args.sparsities if not 0.0 < s < 1.0]
   if bad:
     raise SystemExit(f"--sparsities must be in (0, 1), got {bad}")
   if args.seeds < 1:
     raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
-  if args.glue is None and (args.epochs or args.smoke):
-    raise SystemExit("--epochs and --smoke go with --glue")
-  args.out = args.out or os.path.join(
-      "runs", "compare" if args.glue is None else f"compare_{args.glue}")
+  try:
+    base = config.load(args.config, args.set)
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
   os.makedirs(args.out, exist_ok=True)
-  if args.glue is None:
-    args.steps = args.steps or demo.parse_args([]).steps
-    rows = _demo_cells(args)
-    settings = (f"Demo task (MiniLM-L6, Rotten Tomatoes), {args.steps} steps"
-                f" of batch 16, seq 64, AdamW 2e-4; seeds {args.seed0}.."
-                f"{args.seed0 + args.seeds - 1}; Cam-/Smooth-Cut score "
-                f"{args.score_batches} batches; accuracy on 1000 test "
-                "sentences (PINS-SR: 500 training sentences held out for its"
-                " teacher), mean ± std (n seeds).")
-  else:
-    rows = _glue_cells(args)
-    settings = (f"GLUE {args.glue}, model {args.model or 'default'}; "
-                f"seeds {args.seed0}..{args.seed0 + args.seeds - 1}; primary "
-                "dev metric, mean ± std (n seeds).")
+  rows = _cells(args, base)
+  settings = (f"{base.task} / {base.data_name}, model "
+              f"{base.model or 'default'}: {base.steps or base.epochs} "
+              f"{'steps' if base.steps else 'epochs'} of batch "
+              f"{base.batch_size}, lr {base.lr:g}; seeds {args.seed0}.."
+              f"{args.seed0 + args.seeds - 1}; Cam-/Smooth-Cut score "
+              f"{base.score_batches} batches; PINS-SR holds {base.heldout} "
+              "training examples out for its teacher; primary metric on the "
+              "validation data, mean ± std (n seeds).")
   write_tables(rows, args.sparsities, args.results, settings)
   print(markdown(rows, args.sparsities))
   return rows

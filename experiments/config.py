@@ -446,20 +446,17 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def parse_sets(items: Sequence[str]) -> dict[str, Any]:
-  """``["a=1", "method_args.beta1=0.8"]`` -> ``{"a": 1, "method_args":
-  {"beta1": 0.8}}`` (dotted keys set one entry of a dict-valued key)."""
-  out: dict[str, Any] = {}
+def parse_sets(items: Sequence[str]) -> list[tuple[str, str | None, Any]]:
+  """``["a=1", "method_args.beta1=0.8"]`` -> ``[("a", None, 1),
+  ("method_args", "beta1", 0.8)]`` (a dotted key sets one entry of a
+  dict-valued key; ``key={...}`` replaces the whole dict)."""
+  out = []
   for item in items:
     if "=" not in item:
       raise ValueError(f"--set expects key=value, got {item!r}")
     key, text = item.split("=", 1)
-    value = parse_value(text)
-    if "." in key:
-      head, sub = key.split(".", 1)
-      out.setdefault(head, {})[sub] = value
-    else:
-      out[key] = value
+    head, _, sub = key.partition(".")
+    out.append((head, sub or None, parse_value(text)))
   return out
 
 
@@ -486,11 +483,32 @@ def read_file(path: str) -> dict[str, Any]:
 
 
 def load(path: str | None, sets: Sequence[str] = ()) -> RunConfig:
-  """Config file (if any) < ``--set`` overrides; checked."""
+  """Config file (if any) < ``--set`` overrides; checked.
+
+  When ``--set method=...`` changes the file's method, the file's
+  ``method_args`` that the new method does not take are dropped (the
+  schedule keys ``warmup_steps``, ``final_steps``, ``delta_t`` usually
+  carry over), with a note.
+  """
   values = read_file(path) if path else {}
-  for key, value in parse_sets(sets).items():
-    if isinstance(value, dict) and key in ("method_args", "optimizer"):
-      base = values.get(key, DEFAULT_OPTIMIZER if key == "optimizer" else {})
-      value = {**base, **value}
-    values[key] = value
+  file_method = values.get("method")
+  for key, sub, value in parse_sets(sets):
+    if sub is None:
+      values[key] = value
+      continue
+    base = values.get(key, DEFAULT_OPTIMIZER if key == "optimizer" else {})
+    if not isinstance(base, dict):
+      raise ValueError(f"--set {key}.{sub}: config key {key!r} is not a "
+                       "dict")
+    values[key] = {**base, sub: value}
+  method = values.get("method", RunConfig.method)
+  if file_method not in (None, method) and method in METHODS:
+    allowed = method_keywords(method)
+    args = values.get("method_args") or {}
+    dropped = sorted(k for k in args if k not in allowed)
+    if dropped:
+      print(f"note: the config's method_args {dropped} are for "
+            f"{file_method!r}, not passed to {method!r}")
+      values["method_args"] = {k: v for k, v in args.items()
+                               if k in allowed}
   return from_dict(values)

@@ -58,7 +58,9 @@ def prepare_task(cfg: config_lib.RunConfig):
   else:
     from experiments.tasks import image_classification as family
   task = family.prepare(cfg)
-  jaxprune.where.resolve(trainer_lib.resolve_where(task.where), task.params)
+  task.info["where"] = task.where
+  task.where = trainer_lib.resolve_where(task.where)
+  jaxprune.where.resolve(task.where, task.params)  # fails early if wrong
   return task
 
 
@@ -77,10 +79,9 @@ def _pattern(cfg, task) -> Any:
     return None
   from jaxprune import patterns
   if cfg.pattern in ("heads_and_neurons", "heads", "neurons"):
-    preset = trainer_lib.resolve_where(task.where)
     return patterns.heads_and_neurons(
         task.model.config.heads_per_layer,
-        preset=preset if isinstance(preset, str) else "bert",
+        preset="vit" if cfg.task == "image" else "bert",
         aggregate=cfg.aggregate, heads=cfg.pattern != "neurons",
         neurons=cfg.pattern != "heads")
   return patterns.resolve(cfg.pattern)
@@ -131,7 +132,7 @@ def execute(cfg: config_lib.RunConfig, *, task: Any = None,
   out = cfg.out or default_out(cfg)
   os.makedirs(out, exist_ok=True)
   task = task or prepare_task(cfg)
-  where = trainer_lib.resolve_where(task.where)
+  where = task.where
   needs_dense = cfg.method in ("cam_cut", "smooth_cut")
   if dense is None and cfg.method != "dense" and (cfg.dense_baseline
                                                   or needs_dense):

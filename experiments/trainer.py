@@ -31,7 +31,7 @@ from jaxprune import train
 
 __all__ = ["to_steps", "steps_for", "resolve_where", "lr_schedule",
            "build_optimizer", "build_tx", "batched_predict", "Trainer",
-           "train_and_evaluate", "Outcome"]
+           "train_and_evaluate", "make_plan", "Outcome"]
 
 _EPOCHS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(epochs?|steps?)\s*$")
 
@@ -341,33 +341,12 @@ class Outcome(NamedTuple):
   info: dict           # method details (teacher refreshes, ...)
 
 
-def train_and_evaluate(cfg: RunConfig, task: Any, out: str, *,
-                       dense_params: Any = None, pattern: Any = None,
-                       log_name: str = "log.jsonl") -> Outcome:
-  """Trains ``cfg.method`` on a prepared task; model-aware methods included.
-
-  Args:
-    cfg: the run's config.
-    task: a :class:`experiments.tasks.base.Prepared` (model, params, loss,
-      batches, evaluation, ``where``).
-    out: folder for the log and checkpoints.
-    dense_params: the dense fine-tuned params (``cam_cut``/``smooth_cut``
-      score them; they are scored on ``cfg.score_batches`` training batches
-      and the pretrained params are rewound under the fixed mask).
-    pattern: the sparsity pattern object (None: unstructured).
-    log_name: file name of the JSON-lines log in ``out``.
-
-  ``pins_sr``'s teacher is the best model so far on ``task.heldout_evaluate``
-  (training examples held out of the training set), refreshed at every
-  evaluation (at least ten per run).
-  """
+def make_plan(cfg: RunConfig, task: Any, dense_params: Any = None
+              ) -> tuple[RunConfig, model_aware.Plan]:
+  """``(cfg, plan)`` of a model-aware method, with the run's own inner
+  optimizer, schedule and clipping (``cfg`` may gain evaluations: PINS-SR
+  refreshes its teacher at least ten times per run)."""
   method = cfg.method
-  desc = f"{cfg.task}/{method}"
-  if method not in model_aware.METHODS:
-    trainer = Trainer(cfg, task.loss_fn, task.params, task.train_size,
-                      task.make_batch, task.where, pattern=pattern, desc=desc)
-    params, records, seconds = trainer.fit(out, task.evaluate, log_name)
-    return Outcome(trainer, params, records, seconds, {})
   total_steps, steps_per_epoch = steps_for(cfg, task.train_size)
   lr, inner = build_optimizer(cfg, total_steps=total_steps,
                               steps_per_epoch=steps_per_epoch)
@@ -400,6 +379,37 @@ def train_and_evaluate(cfg: RunConfig, task: Any, out: str, *,
       rng=jax.random.PRNGKey(cfg.seed), loss_fn=task.loss_fn,
       classification=task.classification, optimizer=inner,
       method_args=method_overrides(cfg, steps_per_epoch, total_steps))
+  return cfg, plan
+
+
+def train_and_evaluate(cfg: RunConfig, task: Any, out: str, *,
+                       dense_params: Any = None, pattern: Any = None,
+                       log_name: str = "log.jsonl") -> Outcome:
+  """Trains ``cfg.method`` on a prepared task; model-aware methods included.
+
+  Args:
+    cfg: the run's config.
+    task: a :class:`experiments.tasks.base.Prepared` (model, params, loss,
+      batches, evaluation, ``where``).
+    out: folder for the log and checkpoints.
+    dense_params: the dense fine-tuned params (``cam_cut``/``smooth_cut``
+      score them; they are scored on ``cfg.score_batches`` training batches
+      and the pretrained params are rewound under the fixed mask).
+    pattern: the sparsity pattern object (None: unstructured).
+    log_name: file name of the JSON-lines log in ``out``.
+
+  ``pins_sr``'s teacher is the best model so far on ``task.heldout_evaluate``
+  (training examples held out of the training set), refreshed at every
+  evaluation (at least ten per run).
+  """
+  method = cfg.method
+  desc = f"{cfg.task}/{method}"
+  if method not in model_aware.METHODS:
+    trainer = Trainer(cfg, task.loss_fn, task.params, task.train_size,
+                      task.make_batch, task.where, pattern=pattern, desc=desc)
+    params, records, seconds = trainer.fit(out, task.evaluate, log_name)
+    return Outcome(trainer, params, records, seconds, {})
+  cfg, plan = make_plan(cfg, task, dense_params)
   trainer = Trainer(cfg, task.loss_fn, task.params, task.train_size,
                     task.make_batch, task.where, plan=plan, desc=desc)
   params, records, seconds = trainer.fit(out, task.evaluate, log_name)

@@ -1,6 +1,5 @@
-"""The paper experiment scripts: helpers, configs and an offline smoke run of
-every script (GLUE classification, regression and MNLI, SQuAD, ViT), each in
-process through its ``main(argv)``, checked through ``results.json``."""
+"""The experiments layer's helpers (step counts, where variants, schedules,
+MT-DNN Adamax, image preprocessing, SQuAD features) and every config file."""
 
 import glob
 import json
@@ -14,29 +13,31 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import collect_results, common, glue, methods, squad, vit
-from experiments.tasks import optim, text
+from experiments import config, model_aware, trainer
+from experiments.tasks import base, optim, qa, text
+from experiments.tasks import image_classification as vit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "experiments", "configs", "*",
                                         "*.py")))
 # Training-set sizes of the dev-evaluated tasks (SQuAD: windows at 384/128).
-TRAIN_SIZE = {"mnli": 392702, "qqp": 363846, "qnli": 104743, "sst2": 67349,
-              "cola": 8551, "stsb": 5749, "mrpc": 3668, "rte": 2490,
-              "squad": 88641, "cifar100": 50000, "imagenet": 1281167}
+TRAIN_SIZE = {"glue/mnli": 392702, "glue/qqp": 363846, "glue/qnli": 104743,
+              "glue/sst2": 67349, "glue/cola": 8551, "glue/stsb": 5749,
+              "glue/mrpc": 3668, "glue/rte": 2490, "squad": 88641,
+              "cifar100": 50000}
 
 
 # --- helpers -----------------------------------------------------------------
 
 def test_to_steps():
-  assert common.to_steps(7, 100, 1000) == 7
-  assert common.to_steps("2 epochs", 100, 1000) == 200
-  assert common.to_steps("1 epoch", 100, 1000) == 100
-  assert common.to_steps("30 steps", 100, 1000) == 30
-  assert common.to_steps(0.1, 100, 1000) == 100
+  assert trainer.to_steps(7, 100, 1000) == 7
+  assert trainer.to_steps("2 epochs", 100, 1000) == 200
+  assert trainer.to_steps("1 epoch", 100, 1000) == 100
+  assert trainer.to_steps("30 steps", 100, 1000) == 30
+  assert trainer.to_steps(0.1, 100, 1000) == 100
   for bad in ("two epochs", 1.5, True):
     with pytest.raises(ValueError):
-      common.to_steps(bad, 100, 1000)
+      trainer.to_steps(bad, 100, 1000)
 
 
 def test_where_variants():
@@ -44,13 +45,13 @@ def test_where_variants():
   params = {"bert": {"encoder": {"layer": {"0": {"attention": {"self": {
       "query": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}}}}}},
       "pooler": {"dense": {"kernel": jnp.ones((2, 2))}}}}
-  count = lambda w: sum(jaxprune.where.resolve(common.resolve_where(w),
+  count = lambda w: sum(jaxprune.where.resolve(trainer.resolve_where(w),
                                                params))
   assert count("bert") == 2
   assert count("bert_kernels") == 1
   assert count("bert_kernels_pooler") == 2
   with pytest.raises(ValueError, match="where"):
-    common.resolve_where("gpt")
+    trainer.resolve_where("gpt")
 
 
 def test_lr_schedules():
@@ -108,10 +109,10 @@ def test_resize_matches_jax_image_resize_and_crops():
 
 def test_squad_features_point_at_the_answers():
   tok = text.smoke_tokenizer()
-  data = squad.smoke_dataset(0)["train"]
-  cfg = {"max_seq_len": 48, "doc_stride": 16}
-  feats = squad.train_features(tok, data, cfg)
-  enc = squad._window(tok, data["question"], data["context"], cfg)
+  data = qa.smoke_dataset(0)["train"]
+  cfg = config.from_dict({"task": "qa", "seq_len": 48, "doc_stride": 16})
+  feats = qa.train_features(tok, data, cfg)
+  enc = qa._window(tok, data["question"], data["context"], cfg)
   found = 0
   for i, (s, e) in enumerate(zip(feats["start_positions"],
                                  feats["end_positions"])):
@@ -134,186 +135,80 @@ def test_best_spans_hand_example():
   feats = {"example": np.array([0]), "offsets": offsets[None]}
   start = np.array([[9.0, 0, 0, 1.0, 3.0, 0, 0]])   # CLS is not context
   end = np.array([[9.0, 0, 0, 0, 1.0, 2.0, 0]])
-  assert squad.best_spans(start, end, feats, [context], 20, 30) == [
+  assert qa.best_spans(start, end, feats, [context], 20, 30) == [
       "beta gamma"]
   # a one-token limit forces a single token: beta (3+1) beats gamma (0+2)
-  assert squad.best_spans(start, end, feats, [context], 20, 1) == ["beta"]
+  assert qa.best_spans(start, end, feats, [context], 20, 1) == ["beta"]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: "/".join(
     p.split(os.sep)[-2:]))
 def test_config_loads_and_fits_the_paper_run(path):
-  cfg = {**common.BASE_DEFAULTS, **common.load_config(path),
-         "config_method": None}
-  assert cfg["task"] in TRAIN_SIZE and 0 < cfg["sparsity"] < 1
-  total, per_epoch = common.steps_for(cfg, TRAIN_SIZE[cfg["task"]])
-  args = common.method_overrides(cfg, per_epoch, total)
-  if cfg["method"] == "platon" and cfg["task"] == "mnli":
-    assert total == 98176  # spec platon_seven.md 1.7: 12,272 x 8
+  cfg = config.load(path)
+  assert cfg.data in TRAIN_SIZE and 0 < cfg.sparsity < 1
+  assert cfg.source and cfg.model
+  with open(path) as f:
+    assert f"--config {os.path.relpath(path, ROOT)}" in f.read()
+  total, per_epoch = trainer.steps_for(cfg, TRAIN_SIZE[cfg.data])
+  args = trainer.method_overrides(cfg, per_epoch, total)
+  if cfg.method == "platon" and cfg.data == "glue/mnli":
+    assert total == 98176  # the released script: 12,272 x 8
   if "final_steps" in args:
     assert args.get("warmup_steps", 0) + args["final_steps"] < total
-  if cfg["method"] not in methods.METHODS:
-    pytest.skip(f"{cfg['method']} is not in experiments.methods yet")
   params = {"bert": {"encoder": {"layer": {"0": {"attention": {"self": {
       "query": {"kernel": jnp.ones((4, 4)), "bias": jnp.ones(4)}}}}}}},
       "vit": {"encoder": {"layer": {"0": {"attention": {"attention": {
           "query": {"kernel": jnp.ones((4, 4)), "bias": jnp.ones(4)}}}}}}}}
-  where = common.resolve_where(cfg["where"])
-  tx, _ = common.build_tx(cfg, total_steps=total, steps_per_epoch=per_epoch,
-                          num_examples=TRAIN_SIZE[cfg["task"]], where=where)
+  tx, _ = trainer.build_tx(cfg, total_steps=total, steps_per_epoch=per_epoch,
+                           num_examples=TRAIN_SIZE[cfg.data],
+                           where=trainer.resolve_where(cfg.where))
   tx.init(params)
 
 
-# --- smoke runs ---------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
-  """One folder for all smoke runs of this module (collected at the end)."""
-  return tmp_path_factory.mktemp("runs")
-
-
-def _run(module, runs_dir, name, *argv):
-  out = str(runs_dir / name)
-  result = module.main(["--smoke", "--no-progress", "--out", out, *argv])
-  with open(os.path.join(out, "results.json")) as f:
-    saved = json.load(f)
-  assert saved["task"] == result["task"] and saved["smoke"] is True
-  assert os.path.isdir(os.path.join(out, "ckpt"))
-  assert os.path.exists(os.path.join(out, "log.jsonl"))
-  assert saved["total_steps"] == 6 and saved["seconds"] > 0
-  return saved
+def _tiny_task(cfg):
+  """A Prepared text task on a tiny random BERT, without data."""
+  from jaxprune import models
+  model = models.FunctionalModel(models.build(
+      text.tiny_bert_config(64, num_labels=2), "sequence_classification"))
+  from jaxprune import train
+  return base.Prepared(
+      model=model, params=model.params, train_size=100,
+      make_batch=None, loss_fn=train.hf.classification_loss(model),
+      evaluate=lambda p: {"accuracy": 0.0}, primary="accuracy",
+      classification=True, where="bert", info={},
+      heldout_evaluate=lambda p: {"accuracy": 0.0})
 
 
-def _check_sparsity(r, target):
-  assert r["target_sparsity"] == target
-  assert abs(r["actual_sparsity"] - target) < 1e-3
-
-
-def test_glue_classification_from_a_paper_config(runs_dir):
-  r = _run(glue, runs_dir, "cola", "--config",
-           os.path.join(ROOT, "experiments/configs/platon/cola_90.py"))
-  assert r["task"] == "cola" and r["method"] == "platon"
-  assert r["config"]["optimizer"]["name"] == "mtdnn_adamax"
-  assert r["method_args"]["beta2"] == 0.95
-  assert -100 <= r["metrics"]["mcc"] <= 100
-  _check_sparsity(r, 0.9)
-
-
-def test_glue_two_four_pattern(tmp_path):
-  # Its own folder: the collect_results test counts the runs in runs_dir.
-  r = _run(glue, tmp_path, "sst2_24", "--task", "sst2", "--method",
-           "magnitude", "--sparsity", "0.5", "--pattern", "2:4")
-  # Kernels exactly 2:4; the biases in where="bert" stay dense under N:M.
-  assert r["config"]["pattern"] == "2:4"
-  assert 0.45 < r["actual_sparsity"] < 0.5
-
-
-def test_glue_regression_stsb_dense(runs_dir):
-  r = _run(glue, runs_dir, "stsb", "--task", "stsb", "--method", "dense")
-  assert set(r["metrics"]) >= {"pearson", "spearman"}
-  assert r["config"]["model"] == "tiny random BERT (smoke)"
-  assert r["target_sparsity"] == 0.0 and r["actual_sparsity"] < 0.01
-
-
-def test_glue_mnli_two_dev_sets_from_jsonl_files(runs_dir, tmp_path):
-  for split, cols in glue.smoke_dataset("mnli", 0).items():
-    with open(tmp_path / f"{split}.jsonl", "w") as f:
-      for row in zip(*cols.values()):
-        f.write(json.dumps(dict(zip(cols, row))) + "\n")
-  r = _run(glue, runs_dir, "mnli", "--task", "mnli", "--method", "magnitude",
-           "--sparsity", "0.7", "--data-dir", str(tmp_path))
-  assert r["config"]["data_dir"] == str(tmp_path)
-  assert set(r["metrics"]) >= {"matched_accuracy", "mismatched_accuracy"}
-  assert r["eval_examples"] == {"validation_matched": 20,
-                                "validation_mismatched": 20}
-  _check_sparsity(r, 0.7)
-
-
-def test_glue_mrpc_sharded_data_parallel(runs_dir):
-  assert jax.device_count() == 8  # tests/conftest.py
-  r = _run(glue, runs_dir, "mrpc", "--task", "mrpc", "--parallel", "sharded",
-           "--sparsity", "0.8")
-  assert set(r["metrics"]) >= {"accuracy", "f1"}
-  _check_sparsity(r, 0.8)
-
-
-def test_squad_smoke(runs_dir):
-  r = _run(squad, runs_dir, "squad", "--method", "taylor", "--sparsity", "0.6")
-  assert 0 <= r["metrics"]["exact_match"] <= r["metrics"]["f1"] <= 100
-  assert r["eval_windows"] > r["eval_examples"] == 8
-  _check_sparsity(r, 0.6)
-  # A second call finds the finished run's checkpoint: no training, the
-  # same final model and metrics.
-  again = _run(squad, runs_dir, "squad", "--method", "taylor", "--sparsity",
-               "0.6")
-  assert again["metrics"] == r["metrics"]
-  assert again["train_seconds"] < r["train_seconds"]
-
-
-def test_vit_smoke_pmap_in_a_fresh_interpreter(runs_dir):
-  # After a pmap program, a sharded-jit program in the same process can
-  # deadlock on XLA:CPU's fake devices (see tests/test_distributed.py), so
-  # the pmap run gets its own interpreter, with 2 fake devices (cheaper to
-  # compile on this 2-core CPU than 8).
-  out = str(runs_dir / "vit")
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  subprocess.run([sys.executable, "-m", "experiments.vit", "--smoke",
-                  "--no-progress", "--parallel", "pmap", "--out", out],
-                 check=True, env=env, cwd=ROOT, capture_output=True)
-  with open(os.path.join(out, "results.json")) as f:
-    r = json.load(f)
-  assert r["devices"].startswith("2 x") and r["config"]["parallel"] == "pmap"
-  assert 0 <= r["metrics"]["accuracy"] <= 100 and r["num_labels"] == 5
-  _check_sparsity(r, 0.9)
-
-
-# Model-aware methods (own folders: collect_results counts runs_dir).
-def test_glue_soft_movement_sharded(tmp_path):
-  # Sharded over 8 fake devices: the per-step additions split like the batch.
-  r = _run(glue, tmp_path, "sst2_soft", "--task", "sst2", "--method",
-           "soft_movement", "--final-lambda", "50", "--scores-lr", "0.1",
-           "--parallel", "sharded")
-  assert r["method"] == "soft_movement" and r["method_args"]["final_lambda"] == 50
-  assert r["method_args"]["scores_lr"] == 0.1
-  # Its regulariser decides the sparsity (6 steps: the threshold has barely
-  # left its warm-up); the model and the metrics come from the masked params.
-  assert 0 <= r["actual_sparsity"] < 1 and "accuracy" in r["metrics"]
-
-
-def test_glue_cam_cut_fine_tunes_dense_then_rewinds(tmp_path):
-  r = _run(glue, tmp_path, "rte_cam", "--task", "rte", "--method", "cam_cut",
-           "--sparsity", "0.8", "--score-batches", "2")
-  assert os.path.exists(tmp_path / "rte_cam" / "dense" / "log.jsonl")
-  assert "accuracy" in r["dense"]["metrics"]
-  _check_sparsity(r, 0.8)
-
-
-def test_squad_smooth_cut(tmp_path):
-  r = _run(squad, tmp_path, "squad_smooth", "--method", "smooth_cut",
-           "--sparsity", "0.5", "--score-batches", "1")
-  assert 0 <= r["metrics"]["f1"] <= 100
-  _check_sparsity(r, 0.5)
-
-
-def test_glue_pins_self_regularization_refreshes_its_teacher(tmp_path):
-  r = _run(glue, tmp_path, "sst2_pins_sr", "--task", "sst2", "--method",
-           "pins_sr", "--sparsity", "0.6", "--eval-every", "3")
-  assert r["teacher"]["refreshes"] >= 1 and r["teacher"]["best"] is not None
-  _check_sparsity(r, 0.6)
-
-
-def test_pins_sr_needs_a_classification_head(tmp_path):
-  with pytest.raises(ValueError, match="pins_sr.*classification head"):
-    glue.main(["--smoke", "--no-progress", "--task", "stsb", "--method",
-               "pins_sr", "--out", str(tmp_path / "stsb")])
-
-
-def test_collect_results_over_the_smoke_runs(runs_dir):
-  table = collect_results.main([str(runs_dir), "--best"])
-  lines = table.strip().splitlines()
-  assert len(lines) == 2 + 6  # header, rule, one row per run above
-  for name in ("cola", "stsb", "mnli", "mrpc", "squad", "cifar100"):
-    assert name in table
-  assert all("(smoke)" in line for line in lines[2:])
-  assert "m " in table and "EM " in table and "P " in table
+@pytest.mark.parametrize("method", ["soft_movement", "pins_sr"])
+def test_a_paper_configs_optimizer_reaches_the_model_aware_methods(method):
+  # PLATON's MNLI config trains with MT-DNN's Adamax (no bias correction),
+  # decoupled decay 0.01 except biases. The runner's plan for a model-aware
+  # method must step the weights with it: after one update from zero
+  # moments, a kernel moves by -lr(t=0) * (0.1 g / (0.1... ) ...): we check
+  # the first update against the hand computation of that Adamax.
+  path = os.path.join(ROOT, "experiments/configs/platon/mnli_90.py")
+  cfg = config.load(path, [f"method={method}", "method_args={}",
+                           "lr_schedule=constant", "clip_norm=None"])
+  assert cfg.optimizer["name"] == "mtdnn_adamax"
+  task = _tiny_task(cfg)
+  _, plan = trainer.make_plan(cfg, task)
+  state = plan.tx.init(plan.start)
+  grads = jax.tree.map(lambda x: jnp.full_like(x, 0.5), plan.start)
+  updates, _ = plan.tx.update(grads, state, plan.start)
+  upd = updates["params"] if method == "soft_movement" else updates
+  p0 = task.params
+  name = ("bert", "encoder", "layer", "0", "attention", "self", "query")
+  pick = lambda t: jax.tree_util.keystr(t)
+  leaves = dict(jax.tree_util.tree_leaves_with_path(upd))
+  params = dict(jax.tree_util.tree_leaves_with_path(p0))
+  kernel = [k for k in leaves if "query" in pick(k) and "kernel" in pick(k)]
+  bias = [k for k in leaves if "query" in pick(k) and "bias" in pick(k)]
+  assert kernel and bias
+  lr, eps = cfg.lr, 1e-6
+  step = 0.1 * 0.5 / ((0.5 + eps) + eps)   # m / (u + eps), no bias correction
+  want_k = -lr * (step + 0.01 * np.asarray(params[kernel[0]]))
+  want_b = -lr * step * np.ones_like(np.asarray(params[bias[0]]))
+  np.testing.assert_allclose(leaves[kernel[0]], want_k, rtol=1e-5, atol=1e-9)
+  np.testing.assert_allclose(leaves[bias[0]], want_b, rtol=1e-5, atol=1e-9)
+  # AdamW (the default) would have moved the kernel by about -lr * 1.0.
+  assert abs(float(leaves[bias[0]].ravel()[0])) < 0.2 * lr

@@ -260,7 +260,7 @@ def test_image_folder_with_validation_folder(folder, tmp_path):
   _png(str(val / "cat" / "a.png"), (4, 4))
   _png(str(val / "ant" / "b.jpg"), (4, 4))
   data = image_folder.load_image_folder(str(folder), image_size=4,
-                                        validation_path=str(val))
+                                        validation_folder=str(val))
   assert data.class_names == ("ant", "bird", "cat")
   assert data.train_images.shape == (9, 3, 4, 4)
   assert data.train_images.dtype == np.float32
@@ -302,7 +302,7 @@ def test_image_folder_split_fraction(folder):
 def test_image_folder_errors(folder, tmp_path):
   load = image_folder.load_image_folder
   missing = str(tmp_path / "nowhere")
-  with pytest.raises(ValueError, match="`path`") as e:
+  with pytest.raises(ValueError, match="`image_folder`") as e:
     load(missing, image_size=4, split_fraction=0.5)
   assert missing in str(e.value)
 
@@ -325,6 +325,6 @@ def test_image_folder_errors(folder, tmp_path):
 
   val = tmp_path / "val"
   _png(str(val / "dog" / "0.png"), (2, 2))
-  with pytest.raises(ValueError, match="`validation_path`") as e:
-    image_folder.check_image_folder(str(folder), validation_path=str(val))
+  with pytest.raises(ValueError, match="`validation_folder`") as e:
+    image_folder.check_image_folder(str(folder), validation_folder=str(val))
   assert str(val) in str(e.value) and "dog" in str(e.value)

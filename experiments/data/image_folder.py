@@ -56,7 +56,7 @@ class ImageData:
 
 
 def _classes(path: str, arg: str) -> list[str]:
-  """Sorted class subfolders of ``path``; errors name the argument."""
+  """Sorted class subfolders of ``image_folder``; errors name the argument."""
   if not os.path.exists(path):
     raise ValueError(f"`{arg}`: no such folder '{path}'")
   if not os.path.isdir(path):
@@ -66,14 +66,14 @@ def _classes(path: str, arg: str) -> list[str]:
                 if e.is_dir() and not e.name.startswith("."))
 
 
-def check_image_folder(path: str, validation_path: str | None = None,
+def check_image_folder(path: str, validation_folder: str | None = None,
                        split_fraction: float | None = None) -> None:
   """Checks the folders' layout without decoding any image.
 
   Args:
     path: the training folder, one subfolder per class.
-    validation_path: a validation folder of the same layout, or None.
-    split_fraction: else the fraction of `path`'s images held out.
+    validation_folder: a validation folder of the same layout, or None.
+    split_fraction: else the fraction of `image_folder`'s images held out.
 
   Raises:
     ValueError: naming the argument and the folder.
@@ -83,10 +83,11 @@ def check_image_folder(path: str, validation_path: str | None = None,
     >>> check_image_folder("no/such/folder", split_fraction=0.1)
     Traceback (most recent call last):
     ...
-    ValueError: `path`: no such folder 'no/such/folder'
+    ValueError: `image_folder`: no such folder 'no/such/folder'
   """
-  if (validation_path is None) == (split_fraction is None):
-    raise ValueError("give exactly one of `validation_path` or "
+  classes = _classes(path, "image_folder")
+  if (validation_folder is None) == (split_fraction is None):
+    raise ValueError("give exactly one of `validation_folder` or "
                      "`split_fraction` (in (0, 1))")
   if split_fraction is not None and (
       isinstance(split_fraction, bool)
@@ -94,18 +95,17 @@ def check_image_folder(path: str, validation_path: str | None = None,
       or not 0.0 < split_fraction < 1.0):
     raise ValueError("`split_fraction` (the fraction of images held out for "
                      f"validation) must be in (0, 1), got {split_fraction!r}")
-  classes = _classes(path, "path")
   if len(classes) < 2:
-    raise ValueError(f"`path`: folder '{path}' needs at least 2 class "
+    raise ValueError(f"`image_folder`: folder '{path}' needs at least 2 class "
                      f"subfolders, found {classes}")
-  if validation_path is not None:
-    val_classes = _classes(validation_path, "validation_path")
+  if validation_folder is not None:
+    val_classes = _classes(validation_folder, "validation_folder")
     if not val_classes:
-      raise ValueError(f"`validation_path`: folder '{validation_path}' has "
+      raise ValueError(f"`validation_folder`: folder '{validation_folder}' has "
                        "no class subfolders")
     unknown = sorted(set(val_classes) - set(classes))
     if unknown:
-      raise ValueError(f"`validation_path`: folder '{validation_path}' has "
+      raise ValueError(f"`validation_folder`: folder '{validation_folder}' has "
                        f"classes {unknown} that '{path}' lacks (classes: "
                        f"{classes})")
 
@@ -151,7 +151,7 @@ def _decode(files: list[str], image_size: int) -> np.ndarray:
 
 
 def load_image_folder(path: str, *, image_size: int,
-                      validation_path: str | None = None,
+                      validation_folder: str | None = None,
                       split_fraction: float | None = None, split_seed: int = 0,
                       max_train_examples: int | None = None,
                       max_eval_examples: int | None = None) -> ImageData:
@@ -160,9 +160,9 @@ def load_image_folder(path: str, *, image_size: int,
   Args:
     path: the training folder, ``path/<class_name>/<image>``.
     image_size: the side of the square the images are resized to.
-    validation_path: a validation folder of the same layout (its classes must
-      be among `path`'s).
-    split_fraction: else the fraction of `path`'s images held out for
+    validation_folder: a validation folder of the same layout (its classes must
+      be among `image_folder`'s).
+    split_fraction: else the fraction of `image_folder`'s images held out for
       validation, chosen by ``np.random.default_rng(split_seed)``.
     split_seed: the seed of that choice.
     max_train_examples: keep the first N training images.
@@ -177,24 +177,24 @@ def load_image_folder(path: str, *, image_size: int,
   Raises:
     ValueError: naming the folder or file (see also check_image_folder).
   """
-  check_image_folder(path, validation_path, split_fraction)
+  check_image_folder(path, validation_folder, split_fraction)
   for arg, n in (("image_size", image_size),
                  ("max_train_examples", max_train_examples),
                  ("max_eval_examples", max_eval_examples)):
     if (n is not None or arg == "image_size") and (
         isinstance(n, bool) or not isinstance(n, int) or n < 1):
       raise ValueError(f"`{arg}` must be a positive integer, got {n!r}")
-  classes = _classes(path, "path")
+  classes = _classes(path, "image_folder")
   files, labels = _files(path, classes)
-  if validation_path is not None:
-    val_names = _classes(validation_path, "validation_path")
-    val_files, val_labels = _files(validation_path, val_names)
+  if validation_folder is not None:
+    val_names = _classes(validation_folder, "validation_folder")
+    val_files, val_labels = _files(validation_folder, val_names)
     val_labels = [classes.index(val_names[k]) for k in val_labels]
-    how = f"folder '{path}', validation folder '{validation_path}'"
+    how = f"folder '{path}', validation folder '{validation_folder}'"
   else:
     n = len(files)
     if n < 2:
-      raise ValueError(f"`path`: folder '{path}' has {n} image: "
+      raise ValueError(f"`image_folder`: folder '{path}' has {n} image: "
                        "`split_fraction` needs at least 2")
     n_val = min(max(1, round(n * split_fraction)), n - 1)
     perm = np.random.default_rng(split_seed).permutation(n)
