@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import compare
-from experiments import demo
+from experiments import run
 
 
 def test_summarize_and_markdown_by_hand():
@@ -26,29 +26,30 @@ def test_summarize_and_markdown_by_hand():
 
 @pytest.fixture
 def fake_demo(monkeypatch):
-  """demo.run without training: accuracy from (method, sparsity, seed)."""
+  """The runner without training: accuracy from (method, sparsity, seed)."""
   calls = []
-  params0 = {"w": jnp.ones((4,))}
 
-  def text_task(args):
-    return None, params0, {}, {}, "bert", {}
+  class Task:
+    params = {"w": jnp.ones((4,))}
 
-  def run(method, args, model, p0, train_data, test_data, where, out,
-          dense_params=None):
-    calls.append((method, args.sparsity, args.seed, dense_params is not None))
-    acc = 0.9 - 0.1 * (method != "dense") * args.sparsity + 0.01 * args.seed
-    return {"params": {"w": jnp.zeros((4,))}, "final": {"accuracy": acc},
-            "seconds": 1.0, "evals": [], "method_info": {}}
+  def execute(cfg, task=None, dense=None, command=None):
+    calls.append((cfg.method, cfg.sparsity if cfg.method != "dense" else 0.0,
+                  cfg.seed, dense is not None))
+    acc = 0.9 - 0.1 * (cfg.method != "dense") * cfg.sparsity + 0.01 * cfg.seed
+    summary = {"metrics": {"accuracy": 100 * acc},
+               "primary_metric": "accuracy", "actual_sparsity": 0.5,
+               "total_steps": cfg.steps,
+               "train_seconds": {"pruned": 1.0}}
+    return run.Result(summary, {"w": jnp.zeros((4,))}, None, task)
 
-  monkeypatch.setattr(demo, "text_task", text_task)
-  monkeypatch.setattr(demo, "run", run)
-  monkeypatch.setattr(compare, "_actual_sparsity", lambda p, where: 0.5)
+  monkeypatch.setattr(run, "prepare_task", lambda cfg: Task())
+  monkeypatch.setattr(run, "execute", execute)
   return calls
 
 
 def test_grid_resumes_and_writes_tables(tmp_path, fake_demo):
   argv = ["--methods", "platon", "cam_cut", "--sparsities", "0.5", "0.9",
-          "--seeds", "2", "--steps", "3", "--out", str(tmp_path / "cells"),
+          "--seeds", "2", "--set", "steps=3", "--out", str(tmp_path / "cells"),
           "--results", str(tmp_path / "res")]
   rows = compare.main(argv)
   assert len(rows) == 2 * (1 + 2 * 2) == len(fake_demo)
@@ -86,18 +87,21 @@ def test_grid_resumes_and_writes_tables(tmp_path, fake_demo):
     (["--methods", "dense"], "--methods"),
     (["--sparsities", "1.0"], "--sparsities"),
     (["--seeds", "0"], "--seeds"),
-    (["--epochs", "2"], "--glue"),
+    (["--set", "sparsty=0.5"], "did you mean 'sparsity'"),
 ])
 def test_bad_arguments(argv, match, tmp_path):
   with pytest.raises(SystemExit, match=match):
     compare.main([*argv, "--out", str(tmp_path)])
 
 
-def test_glue_grid_smoke(tmp_path):
-  rows = compare.main(["--glue", "rte", "--smoke", "--methods", "magnitude",
-                       "--sparsities", "0.5", "--seeds", "1",
+def test_grid_smoke_through_the_runner(tmp_path):
+  rows = compare.main(["--methods", "magnitude", "--sparsities", "0.5",
+                       "--seeds", "1", "--set", "data=smoke", "model=tiny",
+                       "steps=3", "batch_size=8", "seq_len=32",
+                       "eval_batch_size=16", "progress=False",
                        "--out", str(tmp_path / "cells"),
                        "--results", str(tmp_path / "res")])
   assert [r["method"] for r in rows] == ["dense", "magnitude"]
   assert rows[1]["actual_sparsity"] == pytest.approx(0.5, abs=1e-3)
   assert np.isfinite(rows[1]["accuracy"])
+  assert (tmp_path / "cells" / "magnitude_0.5_s0" / "report.md").exists()

@@ -2,10 +2,7 @@
 MT-DNN Adamax, image preprocessing, SQuAD features) and every config file."""
 
 import glob
-import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import config, model_aware, trainer
+from experiments import config, trainer
 from experiments.tasks import base, optim, qa, text
 from experiments.tasks import image_classification as vit
 
@@ -181,11 +178,11 @@ def _tiny_task(cfg):
 
 @pytest.mark.parametrize("method", ["soft_movement", "pins_sr"])
 def test_a_paper_configs_optimizer_reaches_the_model_aware_methods(method):
-  # PLATON's MNLI config trains with MT-DNN's Adamax (no bias correction),
-  # decoupled decay 0.01 except biases. The runner's plan for a model-aware
-  # method must step the weights with it: after one update from zero
-  # moments, a kernel moves by -lr(t=0) * (0.1 g / (0.1... ) ...): we check
-  # the first update against the hand computation of that Adamax.
+  # PLATON's MNLI config trains with MT-DNN's Adamax (no bias correction,
+  # decoupled decay 0.01 except biases). The runner's plan for a
+  # model-aware method must step the weights with it: the first update from
+  # zero moments is -lr * (0.1 g / (|g| + 2 eps) + 0.01 w) for kernels and
+  # -lr * 0.1 g / (|g| + 2 eps) for biases, against the hand computation.
   path = os.path.join(ROOT, "experiments/configs/platon/mnli_90.py")
   cfg = config.load(path, [f"method={method}", "method_args={}",
                            "lr_schedule=constant", "clip_norm=None"])
@@ -197,7 +194,6 @@ def test_a_paper_configs_optimizer_reaches_the_model_aware_methods(method):
   updates, _ = plan.tx.update(grads, state, plan.start)
   upd = updates["params"] if method == "soft_movement" else updates
   p0 = task.params
-  name = ("bert", "encoder", "layer", "0", "attention", "self", "query")
   pick = lambda t: jax.tree_util.keystr(t)
   leaves = dict(jax.tree_util.tree_leaves_with_path(upd))
   params = dict(jax.tree_util.tree_leaves_with_path(p0))

@@ -21,8 +21,6 @@ regression trains MSE on a 1-output head and reports Pearson and Spearman.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
 import jax
 import numpy as np
 
