@@ -149,7 +149,7 @@ def test_config_loads_and_fits_the_paper_run(path):
   total, per_epoch = common.steps_for(cfg, TRAIN_SIZE[cfg["task"]])
   args = common.method_overrides(cfg, per_epoch, total)
   if cfg["method"] == "platon" and cfg["task"] == "mnli":
-    assert total == 98176  # spec platon_seven.md 1.7: 12,272 x 8
+    assert total == 98176  # PLATON's MNLI script: 12,272 x 8
   if "final_steps" in args:
     assert args.get("warmup_steps", 0) + args["final_steps"] < total
   if cfg["method"] not in methods.METHODS:
