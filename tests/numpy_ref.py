@@ -101,7 +101,7 @@ def simulate(params: dict, grads_seq: list[dict], lr: float, *,
 
 
 def cubic_schedule(sparsity: float, total: int, t_i: int, t_f: int, dt: int):
-  """PLATON's cubic schedule (spec §1.3) as ``s -> (sparsity, event, False)``."""
+  """PLATON's cubic schedule (Zhang et al. 2022) as ``s -> (sparsity, event, False)``."""
   def schedule(s):
     if s <= t_i:
       return 0.0, False, False
@@ -113,7 +113,7 @@ def cubic_schedule(sparsity: float, total: int, t_i: int, t_f: int, dt: int):
 
 
 def window_smoother(shapes, b1: float, b2: float, dt: int):
-  """PLATON's window mean + EMAs (spec §1.2), returning ``(state, update)``."""
+  """PLATON's window mean + EMAs (Zhang et al. 2022), returning ``(state, update)``."""
   st = {k: {n: np.zeros(s, np.float32) for n, s in shapes.items()}
         for k in ("iwin", "ibar", "ubar")}
 

@@ -1,5 +1,5 @@
 """MGPP: the prior gradient against finite differences, the lambda annealing
-and the whole method against numpy (spec: mgpp_pins_deepcuts.md §2)."""
+and the whole method against numpy (Zhang, Sun, Liang 2024, and their code)."""
 import math
 
 import jax

@@ -1,4 +1,4 @@
-"""PINS against an independent numpy computation (spec: mgpp_pins_deepcuts.md §3)."""
+"""PINS against an independent numpy computation (Ren & Zhu 2023, and their code)."""
 import numpy as np
 import optax
 import pytest

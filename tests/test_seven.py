@@ -1,4 +1,4 @@
-"""SEVEN against an independent numpy computation of the spec (§2.2-2.4)."""
+"""SEVEN against an independent numpy computation (Xiao et al. 2024, and their code)."""
 import jax.numpy as jnp
 import numpy as np
 import optax

@@ -1,8 +1,8 @@
 """Cam-Cut and Smooth-Cut (DeepCuts, Grover et al., 2022): single-shot scores.
 
 Both score a fine-tuned dense model once, summed over training batches, and
-the mask is then fixed (``specs/mgpp_pins_deepcuts.md`` §4, the authors'
-ShrinkBench code):
+the mask is then fixed (as in the authors' ShrinkBench code; Grover, Gawri,
+Manku, *DeepCuts: Single-Shot Interpretability based Pruning for BERT*, 2022):
 
 * **Cam-Cut** (GradCAM-style): ``S_W[i, j] += |W[i, j] * G[i, j] * a[j]|`` and
   ``S_b[j] += |b[j] * G_b[j] * a[j]|``, where ``a[j]`` is the layer's output

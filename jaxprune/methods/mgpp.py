@@ -14,8 +14,8 @@ alpha(s)``, ``alpha`` 1 before ``t_i`` and linear from ``alpha_i`` to
 global magnitude pruning of ``theta'``: a one-shot prune to
 ``initial_sparsity`` at ``t_i``, the cubic ramp to ``sparsity`` at ``t_f``
 with a mask every ``delta_t`` steps (pruned weights may regrow in between:
-the prior's spike pulls them back), and the mask frozen after ``t_f``. Per
-``specs/mgpp_pins_deepcuts.md`` §2 (the authors' ``PTMGP`` code).
+the prior's spike pulls them back), and the mask frozen after ``t_f``, as in
+the authors' ``PTMGP`` code.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ taken at the SGD look-ahead ``theta' - eta g``:
 
 with ``eta`` the current learning rate, smoothed exactly like PLATON
 (window mean, ``Ibar``, ``Ubar``; score ``Ibar * Ubar``) on PLATON's cubic
-schedule. Follows the authors' code (``DRSY/PINS``; ``specs/mgpp_pins_deepcuts.md``
-§3): the released code ranks by the absolute value; the signed form is what
+schedule. Follows the authors' code (``DRSY/PINS``): the released code
+ranks by the absolute value; the signed form is what
 the paper's integer program gives and is offered as an ablation. The
 self-regularisation loss of the paper is a separate loss helper.
 """

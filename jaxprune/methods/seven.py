@@ -13,7 +13,7 @@ divides by gradient noise where PLATON multiplies by it. The mask is
 selected every step of the window on the cubic ramp
 ``sparsity * (1 - (1 - (k+1)/iter_num)**3)``, is monotone (pruned weights are
 never selected again) and is frozen after the window. This follows the
-authors' code (``strategies/pruner.py``, see ``specs/platon_seven.md`` §2),
+authors' code (``strategies/pruner.py`` of the SEVEN release),
 which puts ``|g|`` in the first moment; ``signed=True`` uses ``g`` there
 (``|m_hat| / v_tilde``, a sign signal-to-noise ratio), the paper's reading.
 

@@ -14,7 +14,8 @@ mode, no gradient) and passed in the batch as ``teacher_logits``, so the
 train step is unchanged and works under ``jit``, ``pmap`` and sharding.
 Choose the teacher on a split of the *training* data: the PINS code uses
 the dev set for both teacher refresh and model selection, which makes its
-dev numbers optimistic (``specs/mgpp_pins_deepcuts.md`` §3.6).
+dev numbers optimistic (Ren & Zhu, *Pruning Pre-trained Language Models with
+Principled Importance and Self-regularization*, Findings of ACL 2023).
 """
 
 from __future__ import annotations

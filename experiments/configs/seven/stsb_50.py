@@ -2,7 +2,7 @@
 
 With the script defaults (batch 32, 10 epochs: 5749 examples -> T = 1800 steps)
 the reference's pruning window (t_i + iter_num = 2500) outlasts the run, so
-the reference ends below its target sparsity (spec platon_seven.md 2.6).
+the reference ends below its target sparsity.
 ``jaxprune.seven`` requires the window inside the run, so this config
 shortens it to iter_num = T - t_i = 1300: the run reaches the target, on a
 steeper schedule than the reference. Not the released setting.

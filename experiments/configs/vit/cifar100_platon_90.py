@@ -1,6 +1,7 @@
 """ViT-B/16 (in21k) on CIFAR-100, PLATON at 90%: OUR choice, not a paper config.
 
-The PLATON paper's ViT hyperparameters were not retrieved. These values are a plain fine-tuning recipe
+The ViT hyperparameters of the PLATON paper (Zhang et al., ICML 2022) were
+not retrieved. These values are a plain fine-tuning recipe
 with PLATON's schedule shape (t_i 10%, t_f 30% of the run).
 
 Run: ``python -m experiments.run --config experiments/configs/vit/cifar100_platon_90.py``
