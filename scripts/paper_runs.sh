@@ -6,7 +6,6 @@
 # Usage:
 #   scripts/paper_runs.sh scripts/gpu.sh platon          # PLATON GLUE + SQuAD
 #   scripts/paper_runs.sh scripts/tpu_vm.sh mgpp
-#   IMAGENET_DIR=/data/imagenet scripts/paper_runs.sh scripts/gpu.sh all
 set -euo pipefail
 py=${PYTHON:-python3}   # the interpreter that has jaxprune installed
 launcher=${1:?scripts/gpu.sh or scripts/tpu_vm.sh}
@@ -15,16 +14,7 @@ dirs=(platon mgpp seven pins vit)
 [[ "$family" != all ]] && dirs=("$family")
 for d in "${dirs[@]}"; do
   for config in experiments/configs/"$d"/*.py; do
-    extra=()
-    if [[ "$config" == *imagenet* ]]; then
-      [[ -n "${IMAGENET_DIR:-}" ]] || { echo "skip $config (set IMAGENET_DIR)"; continue; }
-      extra=(--data-dir "$IMAGENET_DIR")
-    fi
-    case "$(basename "$config")" in
-      squad*) script=squad ;;
-      *) if [[ "$d" == vit ]]; then script=vit; else script=glue; fi ;;
-    esac
-    OUT="runs/$d/$(basename "$config" .py)" "$launcher" "$script" "$config" "${extra[@]}"
+    OUT="runs/$d/$(basename "$config" .py)" "$launcher" "$config"
   done
 done
 "$py" -m experiments.collect_results runs --best --out runs/results.md

@@ -3,7 +3,7 @@
 #
 # NOT RUN: written for TPU pod slices, which the machine this repository was
 # built on cannot reach. The experiment scripts it calls were run here only
-# with --smoke on a CPU (see docs/reproducing.md).
+# with data=smoke model=tiny on a CPU (see docs/reproducing.md).
 #
 # Every host of the slice runs the same command (gcloud ... --worker=all).
 # JAXPRUNE_DISTRIBUTED=1 makes the experiment script call
@@ -18,14 +18,13 @@
 #
 # Usage:
 #   TPU=my-v4-32 ZONE=us-central2-b OUT=/mnt/gcs/runs/platon/mnli_90 \
-#     scripts/tpu_pod.sh glue experiments/configs/platon/mnli_90.py
+#     scripts/tpu_pod.sh experiments/configs/platon/mnli_90.py
 # The repository must already be at ~/jaxprune on every host (e.g. copied
 # with `gcloud compute tpus tpu-vm scp --recurse --worker=all`); SETUP=1
 # also installs the package there first.
 set -euo pipefail
-script=${1:?glue, squad or vit}
-config=${2:?config file}
-shift 2
+config=${1:?config file}
+shift 1
 : "${TPU:?name of the TPU pod slice}" "${ZONE:?its zone}" "${OUT:?shared output folder}"
 setup=""
 py=${PYTHON:-python3}
@@ -33,5 +32,5 @@ if [[ "${SETUP:-0}" == 1 ]]; then
   setup="$py -m pip install -U 'jax[tpu]' && $py -m pip install -e '.[train]' && "
 fi
 gcloud compute tpus tpu-vm ssh "$TPU" --zone "$ZONE" --worker=all --command \
-  "cd ~/jaxprune && ${setup}JAXPRUNE_DISTRIBUTED=1 $py -m experiments.$script \
-   --config $config --parallel sharded --no-progress --out $OUT $*"
+  "cd ~/jaxprune && ${setup}JAXPRUNE_DISTRIBUTED=1 $py -m experiments.run \
+   --config $config --set parallel=sharded progress=False out=$OUT $*"

@@ -18,13 +18,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The experiment runner is being written on another branch; the docs already
 # describe it. These paths are skipped while they do not exist.
 # EMPTY THIS SET once they are in the repository.
-PENDING = {
-    "experiments/run.py",
-    "experiments/config.py",
-    "experiments/configs/demo.py",
-    "experiments/configs/text.py",
-    "experiments/configs/image.py",
-}
 
 # Paths in the docs that are not repository files: run outputs, scratch space
 # and the user's own files and folders in examples.
@@ -88,7 +81,7 @@ def _anchors(md: pathlib.Path) -> set[str]:
 
 
 def _exists(path: str) -> bool:
-  if path in PENDING or path in ALLOWED or path.startswith(ALLOWED_PREFIXES):
+  if path in ALLOWED or path.startswith(ALLOWED_PREFIXES):
     return True
   if "*" in path:
     return any(ROOT.glob(path))
@@ -104,7 +97,7 @@ def test_links_exist(md):
     path, _, anchor = target.partition("#")
     dest = (md.parent / path).resolve() if path else md
     rel = dest.relative_to(ROOT).as_posix() if dest.is_relative_to(ROOT) else None
-    if rel is None or not (rel in PENDING or dest.exists()):
+    if rel is None or not (dest.exists()):
       missing.append(target)
     elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
       missing.append(target + " (no such heading)")
@@ -117,10 +110,32 @@ def test_named_paths_exist(md):
   assert not missing, f"{md.name} names files that do not exist: {missing}"
 
 
-def test_pending_still_missing():
-  """Fails once a pending file exists: then remove it from PENDING."""
-  arrived = sorted(p for p in PENDING if (ROOT / p).exists())
-  assert not arrived, f"remove {arrived} from PENDING in {__file__}"
+_RUN = re.compile(r"python -m experiments\.run((?:[^`\n]|\\\n|\n(?=\s+--))*)")
+
+
+@pytest.mark.parametrize("md", DOCS, ids=_ids(DOCS))
+def test_runner_commands_name_real_configs_and_keys(md):
+  """Every ``python -m experiments.run`` command: its --config exists and
+  every --set key is a RunConfig key (values are the user's)."""
+  import dataclasses
+  import shlex
+  from experiments import config
+  keys = {f.name for f in dataclasses.fields(config.RunConfig)}
+  bad = []
+  for m in _RUN.finditer(md.read_text()):
+    words = shlex.split(m.group(1).replace("\\\n", " "), posix=True)
+    sets = False
+    for i, w in enumerate(words):
+      if w == "--config" and i + 1 < len(words):
+        if not (ROOT / words[i + 1]).exists():
+          bad.append(words[i + 1])
+      if w.startswith("--"):
+        sets = w == "--set"
+      elif sets and "=" in w:
+        key = w.split("=", 1)[0].split(".")[0]
+        if key not in keys:
+          bad.append(w)
+  assert not bad, f"{md.name}: {bad}"
 
 
 @pytest.mark.parametrize("md", DOCS, ids=_ids(DOCS))
