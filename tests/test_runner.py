@@ -15,10 +15,12 @@ from experiments import collect_results, run
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["model=tiny", "steps=4", "batch_size=8", "eval_batch_size=16",
         "seq_len=32", "progress=False", "log_every=2"]
+FAST = "method_args={'warmup_steps': 1, 'final_steps': 1, 'delta_t': 1}"
 
 
-def _run(out, *sets):
-  summary = run.main(["--set", *TINY, f"out={out}", *sets])
+def _run(out, *sets, config=None):
+  summary = run.main((["--config", os.path.join(ROOT, config)] if config
+                      else []) + ["--set", *TINY, f"out={out}", *sets])
   saved = json.loads((out / "summary.json").read_text())
   assert saved["method"] == summary["method"]
   for name in ("report.md", "curves.png", "layer_sparsity.png", "log.jsonl"):
@@ -101,7 +103,7 @@ def test_csv_with_three_classes(tmp_path):
   (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
   s = _run(tmp_path / "run", f"train_file={tmp_path / 'train.csv'}",
            "split_fraction=0.25", "method=magnitude", "sparsity=0.5",
-           "dense_baseline=True")
+           "dense_baseline=True", FAST)
   assert s["labels"] == ["meh", "neg", "pos"]
   assert s["train_examples"] == 18 and s["eval_examples"] == {"validation": 6}
   assert s["dense_metrics"] is not None and "accuracy" in s["metrics"]
@@ -119,8 +121,7 @@ def test_json_lines_regression(tmp_path):
   s = _run(tmp_path / "run", f"train_file={tmp_path / 'train.jsonl'}",
            f"validation_file={tmp_path / 'dev.jsonl'}", "text_column=a",
            "text_pair_column=b", "label_column=score", "regression=True",
-           "method=platon", "sparsity=0.5",
-           "method_args={'warmup_steps': 1, 'final_steps': 1}")
+           "method=platon", "sparsity=0.5", FAST)
   assert set(s["metrics"]) >= {"pearson", "spearman"}
   assert s["primary_metric"] == "pearson" and s["labels"] == "regression"
   _close(s, 0.5)
@@ -138,7 +139,7 @@ def test_a_datasets_dataset_built_here(tmp_path):
   datasets.DatasetDict({"train": split(24), "validation": split(8)}
                        ).save_to_disk(str(tmp_path / "ds"))
   s = _run(tmp_path / "run", f"dataset={tmp_path / 'ds'}",
-           "text_column=sentence", "method=taylor", "sparsity=0.6")
+           "text_column=sentence", "method=taylor", "sparsity=0.6", FAST)
   assert s["labels"] == ["no", "yes"]
   _close(s, 0.6)
 
@@ -153,7 +154,7 @@ def test_image_folder(tmp_path):
       x[..., c] += 150
       Image.fromarray(x).save(tmp_path / "img" / colour / f"{i}.png")
   s = _run(tmp_path / "run", "task=image", f"image_folder={tmp_path / 'img'}",
-           "split_fraction=0.25", "image_size=8", "sparsity=0.5")
+           "split_fraction=0.25", "image_size=8", "sparsity=0.5", FAST)
   assert s["labels"] == ["blue", "green", "red"]
   assert s["task"] == "image" and "accuracy" in s["metrics"]
   _close(s, 0.5)
@@ -163,22 +164,21 @@ def test_image_folder(tmp_path):
 
 def test_qa_smoke_and_resume(tmp_path):
   s = _run(tmp_path / "qa", "task=qa", "data=smoke", "seq_len=48",
-           "doc_stride=16", "method=taylor", "sparsity=0.6")
+           "doc_stride=16", "method=taylor", "sparsity=0.6", FAST)
   assert 0 <= s["metrics"]["exact_match"] <= s["metrics"]["f1"] <= 100
   assert s["eval_windows"] > s["eval_examples"] == 8
   _close(s, 0.6)
   # Run again: fit finds the finished run's checkpoint: no training, the
   # same final model and metrics.
   again = _run(tmp_path / "qa", "task=qa", "data=smoke", "seq_len=48",
-               "doc_stride=16", "method=taylor", "sparsity=0.6")
+               "doc_stride=16", "method=taylor", "sparsity=0.6", FAST)
   assert again["metrics"] == s["metrics"]
   assert again["train_seconds"]["pruned"] < s["train_seconds"]["pruned"]
 
 
 def test_structured_heads_and_neurons_shrink(tmp_path):
   s = _run(tmp_path / "st", "data=smoke", "pattern=heads_and_neurons",
-           "sparsity=0.5", "shrink=True",
-           "method_args={'warmup_steps': 1, 'final_steps': 1}")
+           "sparsity=0.5", "shrink=True", FAST)
   sh = s["shrink"]
   assert sh["params_shrunk"] < sh["params_dense"]
   assert sum(sh["heads_per_layer"]) == 2   # 2 of the tiny model's 4 heads
@@ -186,10 +186,16 @@ def test_structured_heads_and_neurons_shrink(tmp_path):
   assert (tmp_path / "st" / "shrunk_model" / "config.json").exists()
 
 
-def test_soft_movement_sharded(tmp_path):
-  s = _run(tmp_path / "soft", "data=smoke", "method=soft_movement",
-           "final_lambda=50", "scores_lr=0.1", "parallel=sharded")
-  assert s["method_args"]["final_lambda"] == 50
+def test_soft_movement_sharded_on_a_paper_config(tmp_path):
+  # PLATON's SST-2 config (MT-DNN Adamax, warmup_linear LR) with another
+  # method, sharded over 8 fake devices, on smoke data and a tiny model.
+  s = _run(tmp_path / "soft", "data=smoke", "model=tiny",
+           "method=soft_movement", "final_lambda=50", "scores_lr=0.1",
+           "parallel=sharded", "epochs=1", "steps=4",
+           "method_args={'warmup_steps': 1, 'final_steps': 1}",
+           config="experiments/configs/platon/sst2_90.py")
+  assert s["config"]["optimizer"]["name"] == "mtdnn_adamax"
+  assert s["config"]["final_lambda"] == 50
   assert 0 <= s["actual_sparsity"] < 1 and "accuracy" in s["metrics"]
   assert s["devices"].startswith("8 x")
 
@@ -212,7 +218,7 @@ def test_smooth_cut_on_qa(tmp_path):
 
 def test_pins_sr_refreshes_its_teacher_on_held_out_examples(tmp_path):
   s = _run(tmp_path / "sr", "data=smoke", "method=pins_sr", "sparsity=0.6",
-           "heldout=8", "eval_every=2")
+           "heldout=8", "eval_every=2", FAST)
   assert s["teacher"]["refreshes"] >= 1 and s["teacher"]["best"] is not None
   assert s["train_examples"] == 24   # 32 smoke sentences, 8 held out
   _close(s, 0.6)
@@ -231,7 +237,7 @@ def test_image_smoke_pmap_in_a_fresh_interpreter(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=2")
   subprocess.run([sys.executable, "-m", "experiments.run", "--set", *TINY,
-                  "task=image", "data=smoke", "parallel=pmap",
+                  "task=image", "data=smoke", "parallel=pmap", FAST,
                   f"out={tmp_path}"], check=True, env=env, cwd=ROOT,
                  capture_output=True)
   s = json.loads((tmp_path / "summary.json").read_text())
