@@ -18,6 +18,23 @@ score the dense fine-tuned model) the dense model is fine-tuned first with
 the same budget and data order; then the method runs, and
 :mod:`experiments.report` writes ``summary.json``, ``report.md``,
 ``curves.png`` and ``layer_sparsity.png`` to the run folder.
+
+Multi-host: with ``distributed=True`` (or the environment variable
+``JAXPRUNE_DISTRIBUTED=1``) every host runs the same command; the runner calls
+``jax.distributed.initialize()`` before anything else touches JAX (on TPU
+pods, SLURM or Open MPI it finds the other hosts by itself) and, with
+``parallel=sharded``, trains on a 1-D ``data`` mesh over all the hosts'
+devices, each host feeding its slice of every global batch. Elsewhere set
+``JAXPRUNE_COORDINATOR`` (``host:port`` of process 0),
+``JAXPRUNE_NUM_PROCESSES`` and ``JAXPRUNE_PROCESS_ID``: those that are set
+are passed to ``initialize``. On CPU the processes reduce with gloo
+(``jax_cpu_collectives_implementation``, unless already chosen). Only
+process 0 writes logs and reports; every process writes its part of the
+orbax checkpoints, so ``out`` must be a folder all hosts share.
+
+``--save-params`` also writes the trained params (``params.msgpack``) and,
+for pruning methods, the final masks (``masks.msgpack``) to the run folder,
+as ``flax.serialization.to_bytes`` of their pytrees (process 0 only).
 """
 
 from __future__ import annotations
@@ -37,6 +54,7 @@ import jaxprune
 from experiments import config as config_lib
 from experiments import report
 from experiments import trainer as trainer_lib
+from jaxprune import train as train_lib
 
 __all__ = ["main", "execute", "prepare_task", "default_out", "Result"]
 
@@ -119,7 +137,8 @@ def _shrink(task, params, out: str) -> dict:
 
 def execute(cfg: config_lib.RunConfig, *, task: Any = None,
             dense: trainer_lib.Outcome | None = None,
-            command: str | None = None) -> Result:
+            command: str | None = None, save_params: bool = False
+            ) -> Result:
   """Runs ``cfg`` (dense baseline first where asked); writes its folder.
 
   Args:
@@ -127,6 +146,7 @@ def execute(cfg: config_lib.RunConfig, *, task: Any = None,
     task: a prepared task to reuse (:func:`prepare_task`), or None.
     dense: a finished dense baseline of the same task and budget to reuse.
     command: the command line that reproduces the run (for the report).
+    save_params: also write ``params.msgpack`` (and ``masks.msgpack``).
   """
   t0 = time.time()
   out = cfg.out or default_out(cfg)
@@ -178,7 +198,27 @@ def execute(cfg: config_lib.RunConfig, *, task: Any = None,
       "heads_and_neurons", "heads", "neurons"):
     summary["shrink"] = _shrink(task, run.params, out)
   summary = report.write(out, summary, dense_evals, pruned_evals)
+  if save_params:
+    _save_final(out, run)
   return Result(summary, run.params, dense, task)
+
+
+def _save_final(out: str, run: trainer_lib.Outcome) -> None:
+  """``params.msgpack`` and, if there are masks, ``masks.msgpack``."""
+  if jax.process_index() != 0:
+    return
+  from flax import serialization
+  trees = {"params": run.params}
+  states = train_lib.find_prune_states(run.trainer.opt_state)
+  if states and run.trainer.plan is None:  # a plan's masks: its own tree
+    masks = states[0].masks
+    if states[0].count.ndim == 1:  # pmap: replica 0
+      masks = jax.tree.map(lambda m: m[0], masks)
+    trees["masks"] = masks
+  # Replicated (every run of this runner): process 0 reads its own copy.
+  for name, tree in jax.device_get(trees).items():
+    with open(os.path.join(out, name + ".msgpack"), "wb") as f:
+      f.write(serialization.to_bytes(tree))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -190,7 +230,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                   metavar="KEY=VALUE",
                   help="override config keys (method_args.beta1=0.8 sets "
                   "one entry of a dict)")
+  ap.add_argument("--save-params", action="store_true",
+                  help="also write the trained params (params.msgpack) and "
+                  "masks (masks.msgpack) to the run folder")
   return ap.parse_args(argv)
+
+
+def _initialize_distributed() -> None:
+  """``jax.distributed.initialize()`` with the ``JAXPRUNE_*`` settings."""
+  kwargs: dict[str, Any] = {}
+  for key, env, cast in (("coordinator_address", "JAXPRUNE_COORDINATOR", str),
+                         ("num_processes", "JAXPRUNE_NUM_PROCESSES", int),
+                         ("process_id", "JAXPRUNE_PROCESS_ID", int)):
+    if os.environ.get(env):
+      kwargs[key] = cast(os.environ[env])
+  if getattr(jax.config, "jax_cpu_collectives_implementation", "") is None:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(**kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -202,10 +258,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
   if cfg.distributed or os.environ.get("JAXPRUNE_DISTRIBUTED") == "1":
-    jax.distributed.initialize()
+    _initialize_distributed()
   command = "python -m experiments.run " + " ".join(map(shlex.quote, argv))
-  result = execute(cfg, command=command)
+  result = execute(cfg, command=command, save_params=args.save_params)
   s = result.summary
+  if jax.process_index() != 0:  # process 0 wrote the folder and reports
+    return s
   primary = s["primary_metric"]
   if s.get("dense_metrics"):
     print(f"dense {primary}: {s['dense_metrics'].get(primary, float('nan')):.2f}")

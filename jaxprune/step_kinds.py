@@ -97,7 +97,7 @@ class HostKinds:
   def _extend(self, end: int) -> None:
     if self._fn is None:
       self._fn = jax.jit(jax.vmap(self._flags))
-    cpu = jax.devices("cpu")[0]
+    cpu = jax.local_devices(backend="cpu")[0]  # multi-host: this host's
     while len(self._kinds) < end:
       start = len(self._kinds)
       steps = np.arange(start, start + self._BLOCK, dtype=np.int32)
