@@ -130,9 +130,6 @@ def _by_kind(tx: optax.GradientTransformation,
 
   def set_frozen(tree):
     """Places ``tree`` like the frozen input and uses it from now on."""
-    if frozen is None:
-      raise ValueError("this step was built without `frozen`; pass "
-                       "`frozen=` to the make_*_train_step call")
     _check_frozen(tree)
     step.frozen = place(tree)
 
