@@ -8,11 +8,15 @@
 * a preset name: ``"bert"`` (BERT/RoBERTa/MiniLM encoders) or ``"vit"``
   (ViT/DeiT encoders), for the params of :mod:`jaxprune.models` (plain trees
   or ``nnx.State``) and the identical trees of the former Hugging Face Flax
-  models.
+  models; ``"bert_kernels"`` and ``"vit_kernels"`` are the same without the
+  biases.
 
-The presets reproduce the PLATON reference's choice: Q, K, V, the attention
-output projection and both FFN projections of every encoder layer, kernels
-*and* biases; not embeddings, LayerNorms, the pooler or the task head.
+``bert`` and ``vit`` reproduce the PLATON reference's choice: Q, K, V, the
+attention output projection and both FFN projections of every encoder layer,
+kernels *and* biases; not embeddings, LayerNorms, the pooler or the task
+head. ``bert_kernels`` is Sanh et al.'s choice for movement pruning (the
+six weight matrices of every layer, no biases), the default of
+:func:`jaxprune.topk_movement`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-__all__ = ["bert", "vit", "path_str", "resolve", "PRESETS"]
+__all__ = ["bert", "bert_kernels", "vit", "vit_kernels", "path_str",
+           "resolve", "PRESETS"]
 
 _LINEAR_SUFFIX = r"/(kernel|bias)$"
 _BERT_RE = re.compile(
@@ -80,13 +85,33 @@ def vit(path: Sequence[Any], leaf: Any) -> bool:
   return _VIT_RE.search(path_str(path)) is not None
 
 
+def bert_kernels(path: Sequence[Any], leaf: Any) -> bool:
+  """:func:`bert` without the biases: the six weight matrices of every layer.
+
+  Example:
+    >>> import jaxprune
+    >>> layer = ("bert", "encoder", "layer", "0", "intermediate", "dense")
+    >>> [jaxprune.where.bert_kernels(layer + (k,), None)
+    ...  for k in ("kernel", "bias")]
+    [True, False]
+  """
+  return bert(path, leaf) and path_str(path).endswith("/kernel")
+
+
+def vit_kernels(path: Sequence[Any], leaf: Any) -> bool:
+  """:func:`vit` without the biases."""
+  return vit(path, leaf) and path_str(path).endswith("/kernel")
+
+
 def _default(path, leaf) -> bool:
   del path
   return (hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.floating)
           and getattr(leaf, "ndim", 0) >= 2)
 
 
-PRESETS: dict[str, Callable[[Any, Any], bool]] = {"bert": bert, "vit": vit}
+PRESETS: dict[str, Callable[[Any, Any], bool]] = {
+    "bert": bert, "vit": vit, "bert_kernels": bert_kernels,
+    "vit_kernels": vit_kernels}
 
 
 def resolve(where, params) -> list[bool]:

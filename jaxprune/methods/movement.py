@@ -1,18 +1,24 @@
-"""Movement pruning (Sanh, Wolf, Rush, NeurIPS 2020), hard top-k variant.
+"""First-order movement pruning, and the authors' version (re-exported).
 
-Each prunable weight accumulates its movement ``S <- S - theta * g``
-(``theta`` the weight the gradient was taken at): weights moving away from
-0 gain score, weights shrinking toward 0 lose it. The lowest scores are
-pruned, per matrix by default (the authors' top-k per module) or globally,
-on the cubic schedule with a new mask every step.
+:func:`movement` is the *first-order* variant of Sanh, Wolf & Rush (NeurIPS
+2020) as an optax transformation: each prunable weight accumulates
+``S <- S - theta * g`` (``theta`` the weight the gradient was taken at) in
+the optimizer state: weights moving away from 0 gain score, weights
+shrinking toward 0 lose it. The lowest scores are pruned, per matrix by
+default or globally, on the cubic schedule with a new mask every step, and
+pruned weights are set to 0.
 
-This is the optax form of Sanh et al.'s learned scores with the
-straight-through estimator under SGD (``S_T ~ -sum_t theta_t g_t``, up to the
-scores' learning rate). Difference: the authors keep the dense weight behind
-the mask, so a pruned weight's score keeps moving; here pruned weights are
-0, so their score stays where it was when they were pruned. The
-soft-movement variant with learned scores in the forward pass is
-separate.
+This is what the authors' learned scores reduce to under plain SGD on the
+scores (``S_T ~ -sum_t theta_t g_t``, up to the scores' learning rate). It is
+*not* their method: they train the scores with Adam, which normalises each
+score's gradient (a positive per-entry rescaling of ``theta * g``, constant in time,
+leaves their scores unchanged up to Adam's epsilon; ours only survive a
+per-matrix one), and keep the dense weight behind
+the mask, so a pruned weight's score keeps moving and the weight comes back
+with its value; here a pruned weight is 0 and its score stays where it was
+when it was pruned. The authors' method is :func:`topk_movement` (also
+``jaxprune.topk_movement``, defined in :mod:`jaxprune.methods.soft_movement`
+beside soft movement, on the same learned-score machinery).
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ import optax
 from jaxprune import transform
 from jaxprune.methods import _common
 from jaxprune.methods import _gradual
+from jaxprune.methods.soft_movement import topk_movement
 
-__all__ = ["movement_scorer", "movement"]
+__all__ = ["movement_scorer", "movement", "topk_movement"]
 
 #: Defaults from the authors' SQuAD example (10 epochs, about 55k steps at
 #: batch 16): pruning starts after 5400 steps (~10%), the last 10800 (~20%)
@@ -66,7 +73,12 @@ def movement(optimizer: optax.GradientTransformation, *, sparsity: float,
              pattern: Any = None,
              persistent_mask: bool = False
              ) -> optax.GradientTransformationExtraArgs:
-  """Movement pruning around any optax optimizer.
+  """First-order movement pruning (``S = -sum theta g``) around ``optimizer``.
+
+  The first-order variant (see the module docstring): scores summed in the
+  optimizer state, pruned weights set to 0. For Sanh et al.'s method
+  (learned scores trained by Adam through the straight-through estimator,
+  dense weights behind a top-k mask) use :func:`topk_movement`.
 
   Args:
     optimizer: the inner optax transformation.

@@ -18,6 +18,23 @@ synchronisation). The metrics then include ``kind_mismatch``, which
 (:func:`jaxprune.step_kinds.check`). A traced step index falls back to the
 traced program.
 
+Frozen inputs (a distillation teacher): every ``make_*_train_step`` takes
+``frozen=tree``, a pytree the step passes to the loss as a fourth argument,
+
+    loss_fn(params, batch, rng, frozen) -> (loss, aux)
+
+without differentiating it or changing it. It is placed on the devices once
+at construction (a copy: single device; replicated on every device: ``pmap``;
+with ``frozen_shardings``, replicated by default: sharded ``jit``) and given
+to the compiled program as an ordinary, never-donated argument, not baked in
+as a constant, so a 110M-parameter teacher neither bloats the HLO nor
+travels per step, and the step's signature stays ``step(params, opt_state,
+batch, rng, step_index)`` (what :func:`jaxprune.train.fit` calls).
+``step.set_frozen(tree)`` swaps it (e.g. a refreshed teacher) without
+recompiling; ``step.frozen`` is the placed tree. The optimizer, pruning
+included, sees only ``params``. :mod:`jaxprune.train.distill` builds such
+losses.
+
 Dropout RNG: the key for step ``s`` is ``fold_in(rng, s)``; under ``pmap`` it
 is further folded with the device index, so replicas drop different units
 while the pruning state, computed from the averaged gradients, stays
@@ -48,7 +65,7 @@ __all__ = [
     "host_local_to_global",
 ]
 
-LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, dict]]
+LossFn = Callable[..., tuple[jax.Array, dict]]
 
 
 def _check_step_args(loss_fn: Any, tx: Any, donate: Any) -> None:
@@ -59,13 +76,14 @@ def _check_step_args(loss_fn: Any, tx: Any, donate: Any) -> None:
 
 def _grad_step(loss_fn: LossFn, tx: optax.GradientTransformation,
                axis_name: str | None, kind: Any = None):
+  """The step; ``*frozen`` (empty, or the frozen tree) goes to the loss."""
 
-  def step(params, opt_state, batch, rng, step_index):
+  def step(params, opt_state, batch, rng, step_index, *frozen):
     rng = jax.random.fold_in(rng, step_index)
     if axis_name is not None:
       rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, batch, rng)
+        params, batch, rng, *frozen)
     if axis_name is not None:
       grads = jax.lax.pmean(grads, axis_name)
       loss = jax.lax.pmean(loss, axis_name)
@@ -85,11 +103,14 @@ def _grad_step(loss_fn: LossFn, tx: optax.GradientTransformation,
 
 
 def _by_kind(tx: optax.GradientTransformation,
-             build: Callable[[Any], Callable]) -> Callable:
+             build: Callable[[Any], Callable], frozen: Any = None,
+             place: Callable[[Any], Any] | None = None) -> Callable:
   """A step that runs ``build(kind)``'s program for each step's kind.
 
   ``build(None)`` is the traced program: used when ``tx`` holds no pruning
-  transformation (or several) or the step index is not a Python int.
+  transformation (or several) or the step index is not a Python int. With
+  ``frozen`` (not None), ``place(frozen)`` is stored and passed to every
+  program as a sixth argument.
   """
   kinds = (step_kinds.find(tx)
            if isinstance(tx, optax.GradientTransformationExtraArgs) else None)
@@ -104,20 +125,64 @@ def _by_kind(tx: optax.GradientTransformation,
     kind = None
     if kinds is not None and isinstance(step_index, (int, np.integer)):
       kind = kinds(int(step_index))
-    return program(kind)(params, opt_state, batch, rng, step_index)
+    extra = () if frozen is None else (step.frozen,)
+    return program(kind)(params, opt_state, batch, rng, step_index, *extra)
+
+  def set_frozen(tree):
+    """Places ``tree`` like the frozen input and uses it from now on."""
+    _check_frozen(tree)
+    step.frozen = place(tree)
 
   step.program = program  # for inspection (compiled HLO, kernel counts)
   step.step_kinds = kinds
+  step.frozen = None
+  if frozen is not None:
+    set_frozen(frozen)
+    step.set_frozen = set_frozen
   return step
 
 
+def _check_frozen(frozen: Any) -> None:
+  leaves = jax.tree_util.tree_leaves(frozen)
+  if not leaves:
+    raise ValueError("`frozen` must be a pytree with at least one array "
+                     "(e.g. the teacher's params), got an empty tree")
+  for path, leaf in jax.tree_util.tree_leaves_with_path(frozen):
+    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+      raise ValueError("`frozen` must hold arrays only, got "
+                       f"{type(leaf).__name__} at "
+                       f"{jax.tree_util.keystr(path)}")
+
+
+def _copy_to(sharding: Any) -> Callable[[Any], Any]:
+  """``tree -> copy of tree`` on ``sharding`` (a sharding or a pytree of
+  them; ``None``: the default device). Never aliases the input, so that
+  donating the params cannot invalidate a teacher that shares buffers."""
+
+  def place(tree):
+    if sharding is None:
+      return jax.tree.map(lambda x: jax.device_put(x, may_alias=False), tree)
+    return jax.device_put(tree, sharding, may_alias=False)
+
+  return place
+
+
 def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
-                    donate: bool = True) -> Callable:
+                    donate: bool = True, frozen: Any = None) -> Callable:
   """A jitted single-device train step.
+
+  Args:
+    loss_fn: ``(params, batch, rng) -> (loss, aux)``, or with ``frozen``
+      ``(params, batch, rng, frozen) -> (loss, aux)``.
+    tx: the optax transformation (pruning or not), on ``params`` only.
+    donate: donate params and optimizer state.
+    frozen: optional pytree of arrays (a teacher's params) passed to the
+      loss, never differentiated, donated or changed (module docstring).
 
   Returns:
     ``step(params, opt_state, batch, rng, step_index) -> (params, opt_state,
-    metrics)``.
+    metrics)``; with ``frozen``, also ``step.frozen`` and
+    ``step.set_frozen(tree)``.
 
   Example:
     >>> import jax, jax.numpy as jnp, optax, jaxprune
@@ -136,27 +201,42 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
   _check_step_args(loss_fn, tx, donate)
   return _by_kind(tx, lambda kind: jax.jit(
       _grad_step(loss_fn, tx, None, kind),
-      donate_argnums=(0, 1) if donate else ()))
+      donate_argnums=(0, 1) if donate else ()), frozen, _copy_to(None))
 
 
 def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
                          axis_name: str = "data", donate: bool = True,
-                         devices=None) -> Callable:
+                         devices=None, frozen: Any = None) -> Callable:
   """A data-parallel ``pmap`` train step: gradients averaged across devices.
 
   Params and optimizer state are replicated (leading device axis), the batch
   has a leading device axis, ``rng`` and ``step_index`` are shared. Because
   every replica applies the same averaged gradients, the masks are identical
   on every device.
+
+  ``frozen`` (optional, see :func:`make_train_step`) is given *without* a
+  device axis: it is replicated on ``devices`` (default: the local devices)
+  once, here and by ``step.set_frozen``.
   """
   _check_step_args(loss_fn, tx, donate)
   if not isinstance(axis_name, str) or not axis_name:
     raise ValueError(
         f"`axis_name` must be a non-empty string, got {axis_name!r}")
+  in_axes = (0, 0, 0, None, None) + (() if frozen is None else (0,))
+
+  def replicate(tree):
+    devs = list(devices) if devices is not None else jax.local_devices()
+    sharding = NamedSharding(Mesh(np.array(devs), ("_frozen",)), P("_frozen"))
+    # One transfer per device, from the host; a fresh buffer (no aliasing).
+    return jax.tree.map(lambda x: jax.device_put(
+        np.broadcast_to(np.asarray(x), (len(devs),) + np.shape(x)),
+        sharding), tree)
+
   return _by_kind(tx, lambda kind: jax.pmap(
       _grad_step(loss_fn, tx, axis_name, kind), axis_name=axis_name,
-      in_axes=(0, 0, 0, None, None),
-      donate_argnums=(0, 1) if donate else (), devices=devices))
+      in_axes=in_axes,
+      donate_argnums=(0, 1) if donate else (), devices=devices),
+                  frozen, replicate)
 
 
 def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
@@ -208,8 +288,9 @@ def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
 
 def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
                             *, param_shardings: Any, opt_state_shardings: Any,
-                            batch_sharding: Any, donate: bool = True
-                            ) -> Callable:
+                            batch_sharding: Any, donate: bool = True,
+                            frozen: Any = None,
+                            frozen_shardings: Any = None) -> Callable:
   """A sharded ``jit`` train step over a ``Mesh`` (data and model axes).
 
   Params and optimizer state keep the given shardings (the pruning state is
@@ -218,6 +299,11 @@ def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
   on one host or, after ``jax.distributed.initialize()``, across the hosts of
   a TPU pod, each host passing its own part of the batch through
   :func:`host_local_to_global`.
+
+  ``frozen`` (optional, see :func:`make_train_step`) is placed with
+  ``frozen_shardings`` (a sharding or a pytree of them, e.g. the student's
+  layout for a teacher of the same architecture); default: replicated on
+  the mesh of ``batch_sharding``.
   """
   _check_step_args(loss_fn, tx, donate)
   for name, value in (("param_shardings", param_shardings),
@@ -227,12 +313,25 @@ def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
       raise ValueError(
           f"`{name}` must be a sharding or a pytree of shardings, got None")
   rep = None
+  frozen_in = ()
+  if frozen is not None:
+    if frozen_shardings is None:
+      if not isinstance(batch_sharding, NamedSharding):
+        raise ValueError(
+            "`frozen_shardings` is needed with `frozen` when "
+            "`batch_sharding` is not a NamedSharding (its mesh gives the "
+            f"default, replicated), got {batch_sharding!r}")
+      frozen_shardings = NamedSharding(batch_sharding.mesh, P())
+    frozen_in = (frozen_shardings,)
+  elif frozen_shardings is not None:
+    raise ValueError("`frozen_shardings` was given without `frozen`")
   return _by_kind(tx, lambda kind: jax.jit(
       _grad_step(loss_fn, tx, None, kind),
       in_shardings=(param_shardings, opt_state_shardings, batch_sharding, rep,
-                    rep),
+                    rep) + frozen_in,
       out_shardings=(param_shardings, opt_state_shardings, rep),
-      donate_argnums=(0, 1) if donate else ()))
+      donate_argnums=(0, 1) if donate else ()),
+                  frozen, _copy_to(frozen_shardings))
 
 
 def host_local_to_global(batch: Any, sharding: NamedSharding) -> Any:
