@@ -85,6 +85,10 @@ class RunConfig:
     lr, lr_schedule, lr_warmup, lr_end_factor, optimizer, clip_norm: the one
       inner optimizer every method uses (model-aware ones included).
     dense_baseline: first fine-tune the dense model with the same budget.
+    teacher: distil from a frozen teacher: ``dense`` (this run's dense
+      baseline, trained first) or a fine-tuned checkpoint folder [None];
+      distill_temperature, distill_alpha: ``(1 - a) CE + a T^2 KL`` (MSE
+      to the teacher for regression) [2.0, 0.5: Sanh et al.'s defaults].
     parallel: ``single``, ``pmap`` or ``sharded``; distributed: call
       ``jax.distributed.initialize()`` first (multi-host).
     out: run folder [runs/<task>_<method>_<sparsity>]; progress: progress
@@ -145,6 +149,9 @@ class RunConfig:
       default_factory=lambda: dict(DEFAULT_OPTIMIZER))
   clip_norm: float | None = 1.0
   dense_baseline: bool = False
+  teacher: str | None = None
+  distill_temperature: float = 2.0
+  distill_alpha: float = 0.5
   parallel: str = "single"
   distributed: bool = False
   out: str | None = None
@@ -164,7 +171,7 @@ class RunConfig:
   def as_dense(self) -> "RunConfig":
     """The dense baseline of this run: same data, model and budget."""
     return self.replace(method="dense", method_args={},
-                        pattern="unstructured", shrink=False)
+                        pattern="unstructured", shrink=False, teacher=None)
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)

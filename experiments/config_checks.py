@@ -18,9 +18,9 @@ from typing import Any, Sequence
 
 TASKS = ("text", "qa", "image")
 #: Methods with an optax factory (experiments.methods) and model-aware ones.
-METHODS = ("dense", "platon", "magnitude", "taylor", "movement", "seven",
-           "mgpp", "pins", "soft_movement", "cam_cut", "smooth_cut",
-           "pins_sr")
+METHODS = ("dense", "platon", "magnitude", "taylor", "movement",
+           "first_order_movement", "seven", "mgpp", "pins", "soft_movement",
+           "cam_cut", "smooth_cut", "pins_sr")
 #: Built-in data per task family (``glue/<task>``: any GLUE task).
 BUILTIN_DATA = {
     "text": ("rotten_tomatoes", "glue/cola", "glue/sst2", "glue/mrpc",
@@ -142,6 +142,7 @@ def check_values(cfg: Any) -> None:
   _check_method_args(cfg)
   _check_data(cfg)
   _check_model(cfg)
+  _check_teacher(cfg)
 
 
 def _check_pattern(cfg: Any) -> None:
@@ -173,15 +174,12 @@ def _check_optimizer(spec: dict) -> None:
 def method_keywords(method: str) -> tuple[str, ...]:
   """Keyword arguments the method's factory accepts (``method_args``)."""
   import jaxprune
-  if method in ("dense", "cam_cut", "smooth_cut", "soft_movement",
-                "pins_sr"):
-    base = {"soft_movement": jaxprune.soft_movement,
-            "pins_sr": jaxprune.pins}.get(method)
-    if base is None:
-      return ()
-    fn = base
-  else:
-    fn = getattr(jaxprune, method)
+  fn = {"soft_movement": jaxprune.soft_movement, "pins_sr": jaxprune.pins,
+        "movement": jaxprune.topk_movement,
+        "first_order_movement": jaxprune.movement}.get(method)
+  if method in ("dense", "cam_cut", "smooth_cut"):
+    return ()
+  fn = fn or getattr(jaxprune, method)
   skip = {"inner", "optimizer", "sparsity", "total_steps", "where", "num_examples",
           "learning_rate", "pattern"}
   return tuple(p for p in inspect.signature(fn).parameters if p not in skip)
@@ -231,6 +229,26 @@ def _check_data(cfg: Any) -> None:
   elif cfg.validation_folder:
     _fail("validation_folder", cfg.validation_folder,
           "used with image_folder")
+
+
+def _check_teacher(cfg: Any) -> None:
+  if cfg.teacher is None:
+    return
+  if cfg.task == "qa":
+    _fail("teacher", cfg.teacher, "None with task 'qa' (distillation of "
+          "span logits is not supported)")
+  if cfg.method in ("pins_sr", "dense"):
+    _fail("teacher", cfg.teacher, f"None with method {cfg.method!r}"
+          + (" (it has its own self-teacher)" if cfg.method == "pins_sr"
+             else ""))
+  if cfg.teacher != "dense" and not os.path.isfile(
+      os.path.join(os.path.expanduser(cfg.teacher), "config.json")):
+    _fail("teacher", cfg.teacher, "'dense' (the run's dense baseline) or a "
+          "folder with config.json (a fine-tuned checkpoint)")
+  if not 0.0 < cfg.distill_alpha <= 1.0:
+    _fail("distill_alpha", cfg.distill_alpha, "in (0, 1]")
+  if cfg.distill_temperature <= 0:
+    _fail("distill_temperature", cfg.distill_temperature, "> 0")
 
 
 def _check_model(cfg: Any) -> None:

@@ -4,9 +4,10 @@
 transformation, the tree it trains, the loss, per-step batch additions, how
 to read the model params back, and an evaluation hook. Methods:
 
-* ``soft_movement``: trains ``{"params", "scores"}``; the loss sees
-  ``W * mask(scores)`` and adds the regulariser; ``batch["step"]`` drives the
-  threshold schedule.
+* ``movement`` (Sanh et al.'s top-k movement) and ``soft_movement``: train
+  ``{"params", "scores"}``; the loss sees ``W * mask(scores)`` (soft
+  movement adds its regulariser); ``batch["step"]`` drives the schedule;
+  the scores have their own Adam (top-k: on the weights' schedule shape).
 * ``cam_cut`` / ``smooth_cut``: single shot (DeepCuts): scores from the
   dense fine-tuned params over ``score_batches``, per-tensor masks, rewind
   to the pretrained params, fine-tune with the mask fixed.
@@ -36,7 +37,7 @@ from jaxprune.methods import soft_movement as soft_movement_lib
 from jaxprune.train import capture
 from jaxprune.train import selfreg
 
-METHODS = ("soft_movement", "cam_cut", "smooth_cut", "pins_sr")
+METHODS = ("movement", "soft_movement", "cam_cut", "smooth_cut", "pins_sr")
 
 
 class Plan(NamedTuple):
@@ -92,7 +93,8 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
          scores_lr: float = 1e-2, rng: jax.Array | None = None,
          loss_fn: Callable | None = None, classification: bool = True,
          optimizer: optax.GradientTransformation | None = None,
-         method_args: dict | None = None) -> Plan:
+         method_args: dict | None = None, peak_learning_rate: float = 1.0,
+         train_loss_fn: Callable | None = None) -> Plan:
   """Builds the :class:`Plan` of ``method`` for a classification model.
 
   Args:
@@ -125,9 +127,16 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
       ``learning_rate`` and ``weight_decay``; the experiment runner passes
       the config's, e.g. MT-DNN's Adamax).
     method_args: more keyword arguments of the method's factory
-      (``soft_movement``, ``pins_sr``: :func:`jaxprune.pins`).
+      (``movement``: :func:`jaxprune.topk_movement`, ``soft_movement``,
+      ``pins_sr``: :func:`jaxprune.pins`).
+    peak_learning_rate: the peak of ``learning_rate`` (top-k movement's
+      scores follow its shape at ``scores_lr``).
+    train_loss_fn: the loss to train with when it differs from ``loss_fn``
+      (which single shot scores with), e.g. a distillation loss
+      ``(params, batch, rng, teacher)``.
   """
   base_loss = loss_fn or train.hf.classification_loss(model)
+  train_loss = train_loss_fn or base_loss
   inner = optimizer if optimizer is not None else optax.adamw(
       learning_rate, weight_decay=weight_decay)
   extra = dict(method_args or {})
@@ -138,6 +147,24 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
     return optax.chain(optax.clip_by_global_norm(clip_norm), tx)
 
   same = lambda b, s: b
+
+  def with_step(b, s):
+    # The step goes in per example, so that the batch splits like any
+    # other batch entry under pmap and sharding.
+    return {**b, "step": np.full((len(jax.tree.leaves(b)[0]),), s, np.int32)}
+
+  if method == "movement":
+    tm = jaxprune.topk_movement(**{
+        "sparsity": sparsity, "total_steps": total_steps, "where": where,
+        **extra})
+    tx = clip(soft_movement_lib.optimizer(
+        inner, soft_movement_lib.scores_optimizer(
+            scores_lr, weights_schedule=learning_rate,
+            weights_lr=peak_learning_rate)))
+    return Plan(tx, {"params": _copy(params0), "scores": tm.init(params0)},
+                tm.wrap_loss(train_loss), with_step,
+                lambda t, s: tm.apply(t["params"], t["scores"], s), None,
+                {"scores_lr": scores_lr})
   if method == "soft_movement":
     sm = jaxprune.soft_movement(**{
         "total_steps": total_steps, "where": where,
@@ -145,11 +172,7 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
         **extra})
     tx = clip(soft_movement_lib.optimizer(inner, optax.adam(scores_lr)))
     start = {"params": _copy(params0), "scores": sm.init(params0)}
-    # The step goes in per example, so that the batch splits like any
-    # other batch entry under pmap and sharding.
-    return Plan(tx, start, sm.wrap_loss(base_loss),
-                lambda b, s: {**b, "step": np.full(
-                    (len(jax.tree.leaves(b)[0]),), s, np.int32)},
+    return Plan(tx, start, sm.wrap_loss(train_loss), with_step,
                 lambda t, s: sm.apply(t["params"], t["scores"], s), None,
                 {"final_lambda": final_lambda,
                  "final_threshold": final_threshold, "scores_lr": scores_lr})
@@ -165,7 +188,7 @@ def plan(method: str, *, model: Any, params0: Any, learning_rate: Callable,
                                   where=where))
     # A copy: rewind returns params0's own arrays outside the mask, and the
     # train step donates (the caller may reuse params0).
-    return Plan(tx, _copy(deepcuts.rewind(params0, masks)), base_loss, same,
+    return Plan(tx, _copy(deepcuts.rewind(params0, masks)), train_loss, same,
                 lambda t, s: t, None, {"granularity": "layer"})
   if method == "pins_sr":
     if not classification:

@@ -52,6 +52,7 @@ import numpy as np
 
 import jaxprune
 from experiments import config as config_lib
+from experiments import optimizer
 from experiments import report
 from experiments import trainer as trainer_lib
 from jaxprune import train as train_lib
@@ -76,8 +77,10 @@ def prepare_task(cfg: config_lib.RunConfig):
   else:
     from experiments.tasks import image_classification as family
   task = family.prepare(cfg)
+  if cfg.where is None and cfg.method == "movement":
+    task.where += "_kernels"   # the authors score the encoder's matrices only
   task.info["where"] = task.where
-  task.where = trainer_lib.resolve_where(task.where)
+  task.where = optimizer.resolve_where(task.where)
   jaxprune.where.resolve(task.where, task.params)  # fails early if wrong
   return task
 
@@ -153,7 +156,8 @@ def execute(cfg: config_lib.RunConfig, *, task: Any = None,
   os.makedirs(out, exist_ok=True)
   task = task or prepare_task(cfg)
   where = task.where
-  needs_dense = cfg.method in ("cam_cut", "smooth_cut")
+  needs_dense = (cfg.method in ("cam_cut", "smooth_cut")
+                 or cfg.teacher == "dense")
   if dense is None and cfg.method != "dense" and (cfg.dense_baseline
                                                   or needs_dense):
     dense = trainer_lib.train_and_evaluate(

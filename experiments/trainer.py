@@ -1,139 +1,34 @@
-"""Training one run of :mod:`experiments.run`: steps, data order, optimizer.
+"""Training one run of :mod:`experiments.run`: steps, data order, teachers.
 
 :class:`Trainer` wires a task's loss and batches to :func:`jaxprune.train.fit`
 on one device, ``pmap`` or sharded ``jit`` (``cfg.parallel``; multi-host when
 ``jax.distributed`` is initialised: every host feeds its slice of each global
 batch). :func:`train_and_evaluate` adds the model-aware methods
 (:mod:`experiments.model_aware`): they get the same inner optimizer, learning
-rate schedule and clipping as every other method (:func:`build_optimizer`).
+rate schedule and clipping as every other method
+(:func:`experiments.optimizer.build_optimizer`), and distillation from a
+frozen teacher (:func:`teacher_loss`) for every method.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import time
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-import jaxprune
-from experiments import methods
 from experiments import model_aware
 from experiments.config import RunConfig
-from experiments.tasks import optim
+from experiments.optimizer import (build_optimizer, build_tx,
+                                   method_overrides, steps_for, to_steps)
 from jaxprune import train
 
-__all__ = ["to_steps", "steps_for", "resolve_where", "lr_schedule",
-           "build_optimizer", "build_tx", "batched_predict", "Trainer",
-           "train_and_evaluate", "make_plan", "Outcome"]
-
-_EPOCHS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(epochs?|steps?)\s*$")
-
-
-def to_steps(value: Any, steps_per_epoch: int, total_steps: int) -> int:
-  """``7`` -> 7, ``"2 epochs"`` -> 2 * steps_per_epoch, ``0.1`` -> 10% of T."""
-  if isinstance(value, bool):
-    raise ValueError(f"not a step count: {value!r}")
-  if isinstance(value, int):
-    return value
-  if isinstance(value, float):
-    if not 0 <= value < 1:
-      raise ValueError(f"a float step count is a fraction in [0, 1), got {value}")
-    return int(round(value * total_steps))
-  if isinstance(value, str):
-    m = _EPOCHS_RE.match(value)
-    if m:
-      n = float(m.group(1))
-      return int(round(n * steps_per_epoch)) if m.group(2).startswith(
-          "epoch") else int(n)
-  raise ValueError(f"not a step count: {value!r} (int, 'N epochs' or a "
-                   f"fraction)")
-
-
-def steps_for(cfg: RunConfig, train_size: int) -> tuple[int, int]:
-  """``(total_steps, steps_per_epoch)`` from ``steps`` or ``epochs``."""
-  per_epoch = max(1, math.ceil(train_size / cfg.batch_size))
-  if cfg.steps is not None:
-    return max(1, to_steps(cfg.steps, per_epoch, 0)), per_epoch
-  return max(1, int(math.ceil(cfg.epochs * per_epoch))), per_epoch
-
-
-def _kernels_only(preset: Callable) -> Callable:
-  def where(path, leaf):
-    return preset(path, leaf) and jaxprune.where.path_str(path).endswith(
-        "kernel")
-  return where
-
-
-def _bert_kernels_and_pooler(path, leaf) -> bool:
-  name = jaxprune.where.path_str(path)
-  return (name.endswith("pooler/dense/kernel")
-          or _kernels_only(jaxprune.where.bert)(path, leaf))
-
-
-def resolve_where(name: str) -> Any:
-  """``bert``/``vit`` presets, ``*_kernels`` (weights only, as MGPP), or
-  ``bert_kernels_pooler`` (weights only plus the pooler's, as SEVEN)."""
-  if name in jaxprune.where.PRESETS:
-    return name
-  if name == "bert_kernels_pooler":
-    return _bert_kernels_and_pooler
-  if name.endswith("_kernels") and name[:-8] in jaxprune.where.PRESETS:
-    return _kernels_only(jaxprune.where.PRESETS[name[:-8]])
-  raise ValueError(f"`where` must be bert, vit, bert_kernels, vit_kernels or "
-                   f"bert_kernels_pooler, got {name!r}")
-
-
-def method_overrides(cfg: RunConfig, steps_per_epoch: int,
-                     total_steps: int) -> dict:
-  """``cfg.method_args`` with step counts converted to steps."""
-  args = dict(cfg.method_args)
-  for key in ("warmup_steps", "final_steps", "pruning_steps"):
-    if args.get(key) is not None:
-      args[key] = to_steps(args[key], steps_per_epoch, total_steps)
-  return args
-
-
-def lr_schedule(cfg: RunConfig, *, total_steps: int,
-                steps_per_epoch: int) -> optax.Schedule:
-  """The run's learning-rate schedule."""
-  warmup = min(to_steps(cfg.lr_warmup, steps_per_epoch, total_steps),
-               total_steps - 1)
-  return optim.lr_schedule(cfg.lr_schedule, cfg.lr, total_steps, warmup,
-                           cfg.lr_end_factor)
-
-
-def build_optimizer(cfg: RunConfig, *, total_steps: int,
-                    steps_per_epoch: int
-                    ) -> tuple[optax.Schedule, optax.GradientTransformation]:
-  """``(schedule, inner optimizer)``: the one inner optimizer of a run."""
-  lr = lr_schedule(cfg, total_steps=total_steps,
-                   steps_per_epoch=steps_per_epoch)
-  return lr, optim.make_optimizer(cfg.optimizer, lr)
-
-
-def build_tx(cfg: RunConfig, *, total_steps: int, steps_per_epoch: int,
-             num_examples: int, where: Any, pattern: Any = None
-             ) -> tuple[optax.GradientTransformation, dict]:
-  """The run's optax transformation (not model-aware methods) and its
-  method arguments."""
-  lr, inner = build_optimizer(cfg, total_steps=total_steps,
-                              steps_per_epoch=steps_per_epoch)
-  overrides = ({} if cfg.method == "dense" else
-               method_overrides(cfg, steps_per_epoch, total_steps))
-  return methods.make_tx(cfg.method, learning_rate=lr,
-                         sparsity=cfg.sparsity, total_steps=total_steps,
-                         where=where, num_examples=num_examples,
-                         clip_norm=cfg.clip_norm, optimizer=inner,
-                         pattern=None if cfg.method == "dense" else pattern,
-                         **overrides), overrides
-
+__all__ = ["batched_predict", "Trainer", "train_and_evaluate", "make_plan",
+           "teacher_loss", "Outcome"]
 
 def batched_predict(fn: Callable, params: Any, n: int,
                     make_batch: Callable[[np.ndarray], dict],
@@ -180,13 +75,16 @@ class Trainer:
     plan: a model-aware method's :class:`experiments.model_aware.Plan`
       (its transformation, trained tree, loss and hooks replace ``cfg``'s
       method, ``params`` and ``loss_fn``); ``None`` for the others.
+    frozen: a teacher's params, the loss's fourth argument (never
+      trained; :mod:`jaxprune.train.distill`), or None.
   """
 
   def __init__(self, cfg: RunConfig, loss_fn: Callable, params: Any,
                train_size: int,
                make_batch: Callable[[np.ndarray, int, np.ndarray], dict],
                where: Any, plan: model_aware.Plan | None = None,
-               pattern: Any = None, desc: str | None = None):
+               pattern: Any = None, desc: str | None = None,
+               frozen: Any = None):
     self.cfg = cfg
     self.where = where
     self.train_size = train_size
@@ -216,14 +114,14 @@ class Trainer:
     epochs = self.total_steps * batch // train_size + 1
     self.order = np.concatenate([rng.permutation(train_size)
                                  for _ in range(epochs)])
-    self._setup(loss_fn, params)
+    self._setup(loss_fn, params, frozen)
 
-  def _setup(self, loss_fn: Callable, params: Any) -> None:
+  def _setup(self, loss_fn: Callable, params: Any, frozen: Any) -> None:
     tx = self.tx
     if self.parallel == "single":
       self.params = jax.tree.map(jnp.array, params)  # a copy: steps donate
       self.opt_state = tx.init(self.params)
-      self.step_fn = train.make_train_step(loss_fn, tx)
+      self.step_fn = train.make_train_step(loss_fn, tx, frozen=frozen)
       self._put = lambda b: b
       self.eval_params = lambda p: p
       return
@@ -235,7 +133,8 @@ class Trainer:
                          f"by the {n} local devices")
       self.params = jax.tree.map(lambda x: _replicate(x, devices), params)
       self.opt_state = jax.pmap(tx.init, devices=devices)(self.params)
-      self.step_fn = train.make_pmap_train_step(loss_fn, tx, devices=devices)
+      self.step_fn = train.make_pmap_train_step(loss_fn, tx, devices=devices,
+                                                frozen=frozen)
       self._put = lambda b: jax.tree.map(
           lambda x: x.reshape((n, -1) + x.shape[1:]), b)
       self.eval_params = lambda p: jax.tree.map(lambda x: x[0], p)
@@ -254,7 +153,7 @@ class Trainer:
     self.opt_state = jax.jit(tx.init, out_shardings=opt_sh)(self.params)
     self.step_fn = train.make_sharded_train_step(
         loss_fn, tx, param_shardings=param_sh, opt_state_shardings=opt_sh,
-        batch_sharding=batch_sh)
+        batch_sharding=batch_sh, frozen=frozen)
     self._put = lambda b: train.host_local_to_global(b, batch_sh)
     self.eval_params = lambda p: p
 
@@ -341,7 +240,33 @@ class Outcome(NamedTuple):
   info: dict           # method details (teacher refreshes, ...)
 
 
-def make_plan(cfg: RunConfig, task: Any, dense_params: Any = None
+def teacher_loss(cfg: RunConfig, task: Any, dense_params: Any = None
+                 ) -> tuple[Callable, Any]:
+  """``(loss_fn, teacher params)`` of ``cfg.teacher``, or ``(task's loss,
+  None)`` without one: ``dense`` is the run's dense baseline (same model,
+  ``dense_params``), else a fine-tuned checkpoint folder with the task's
+  head (:func:`jaxprune.models.from_pretrained`)."""
+  if cfg.teacher is None:
+    return task.loss_fn, None
+  from jaxprune.train import distill
+  if cfg.teacher == "dense":
+    if dense_params is None:
+      raise ValueError("teacher='dense' needs the dense baseline's params")
+    teacher_model, teacher_params = task.model, dense_params
+  else:
+    from jaxprune import models
+    head = ("image_classification" if cfg.task == "image" else
+            "sequence_classification")
+    teacher_model = models.from_pretrained(cfg.teacher, task=head)
+    teacher_params = teacher_model.params
+  loss = distill.classification_loss(
+      task.model, teacher_model, temperature=cfg.distill_temperature,
+      alpha=cfg.distill_alpha, regression=not task.classification)
+  return loss, teacher_params
+
+
+def make_plan(cfg: RunConfig, task: Any, dense_params: Any = None,
+              train_loss_fn: Callable | None = None
               ) -> tuple[RunConfig, model_aware.Plan]:
   """``(cfg, plan)`` of a model-aware method, with the run's own inner
   optimizer, schedule and clipping (``cfg`` may gain evaluations: PINS-SR
@@ -378,7 +303,8 @@ def make_plan(cfg: RunConfig, task: Any, dense_params: Any = None
       final_lambda=cfg.final_lambda, scores_lr=cfg.scores_lr,
       rng=jax.random.PRNGKey(cfg.seed), loss_fn=task.loss_fn,
       classification=task.classification, optimizer=inner,
-      method_args=method_overrides(cfg, steps_per_epoch, total_steps))
+      method_args=method_overrides(cfg, steps_per_epoch, total_steps),
+      peak_learning_rate=cfg.lr, train_loss_fn=train_loss_fn)
   return cfg, plan
 
 
@@ -394,7 +320,8 @@ def train_and_evaluate(cfg: RunConfig, task: Any, out: str, *,
     out: folder for the log and checkpoints.
     dense_params: the dense fine-tuned params (``cam_cut``/``smooth_cut``
       score them; they are scored on ``cfg.score_batches`` training batches
-      and the pretrained params are rewound under the fixed mask).
+      and the pretrained params are rewound under the fixed mask; with
+      ``teacher="dense"`` they are the teacher).
     pattern: the sparsity pattern object (None: unstructured).
     log_name: file name of the JSON-lines log in ``out``.
 
@@ -404,14 +331,18 @@ def train_and_evaluate(cfg: RunConfig, task: Any, out: str, *,
   """
   method = cfg.method
   desc = f"{cfg.task}/{method}"
+  loss_fn, teacher = teacher_loss(cfg, task, dense_params)
   if method not in model_aware.METHODS:
-    trainer = Trainer(cfg, task.loss_fn, task.params, task.train_size,
-                      task.make_batch, task.where, pattern=pattern, desc=desc)
+    trainer = Trainer(cfg, loss_fn, task.params, task.train_size,
+                      task.make_batch, task.where, pattern=pattern, desc=desc,
+                      frozen=teacher)
     params, records, seconds = trainer.fit(out, task.evaluate, log_name)
     return Outcome(trainer, params, records, seconds, {})
-  cfg, plan = make_plan(cfg, task, dense_params)
+  cfg, plan = make_plan(cfg, task, dense_params,
+                        train_loss_fn=loss_fn if teacher is not None else None)
   trainer = Trainer(cfg, task.loss_fn, task.params, task.train_size,
-                    task.make_batch, task.where, plan=plan, desc=desc)
+                    task.make_batch, task.where, plan=plan, desc=desc,
+                    frozen=teacher)
   params, records, seconds = trainer.fit(out, task.evaluate, log_name)
   info = {}
   teacher = plan.info.get("teacher")

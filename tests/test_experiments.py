@@ -11,7 +11,8 @@ import optax
 import pytest
 
 from experiments import config, trainer
-from experiments.tasks import base, optim, qa, text
+from experiments import optimizer as optim
+from experiments.tasks import base, qa, text
 from experiments.tasks import image_classification as vit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,14 +28,14 @@ TRAIN_SIZE = {"glue/mnli": 392702, "glue/qqp": 363846, "glue/qnli": 104743,
 # --- helpers -----------------------------------------------------------------
 
 def test_to_steps():
-  assert trainer.to_steps(7, 100, 1000) == 7
-  assert trainer.to_steps("2 epochs", 100, 1000) == 200
-  assert trainer.to_steps("1 epoch", 100, 1000) == 100
-  assert trainer.to_steps("30 steps", 100, 1000) == 30
-  assert trainer.to_steps(0.1, 100, 1000) == 100
+  assert optim.to_steps(7, 100, 1000) == 7
+  assert optim.to_steps("2 epochs", 100, 1000) == 200
+  assert optim.to_steps("1 epoch", 100, 1000) == 100
+  assert optim.to_steps("30 steps", 100, 1000) == 30
+  assert optim.to_steps(0.1, 100, 1000) == 100
   for bad in ("two epochs", 1.5, True):
     with pytest.raises(ValueError):
-      trainer.to_steps(bad, 100, 1000)
+      optim.to_steps(bad, 100, 1000)
 
 
 def test_where_variants():
@@ -42,13 +43,13 @@ def test_where_variants():
   params = {"bert": {"encoder": {"layer": {"0": {"attention": {"self": {
       "query": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}}}}}},
       "pooler": {"dense": {"kernel": jnp.ones((2, 2))}}}}
-  count = lambda w: sum(jaxprune.where.resolve(trainer.resolve_where(w),
+  count = lambda w: sum(jaxprune.where.resolve(optim.resolve_where(w),
                                                params))
   assert count("bert") == 2
   assert count("bert_kernels") == 1
   assert count("bert_kernels_pooler") == 2
   with pytest.raises(ValueError, match="where"):
-    trainer.resolve_where("gpt")
+    optim.resolve_where("gpt")
 
 
 def test_lr_schedules():
@@ -146,8 +147,8 @@ def test_config_loads_and_fits_the_paper_run(path):
   assert cfg.source and cfg.model
   with open(path) as f:
     assert f"--config {os.path.relpath(path, ROOT)}" in f.read()
-  total, per_epoch = trainer.steps_for(cfg, TRAIN_SIZE[cfg.data])
-  args = trainer.method_overrides(cfg, per_epoch, total)
+  total, per_epoch = optim.steps_for(cfg, TRAIN_SIZE[cfg.data])
+  args = optim.method_overrides(cfg, per_epoch, total)
   if cfg.method == "platon" and cfg.data == "glue/mnli":
     assert total == 98176  # the released script: 12,272 x 8
   if "final_steps" in args:
@@ -156,9 +157,9 @@ def test_config_loads_and_fits_the_paper_run(path):
       "query": {"kernel": jnp.ones((4, 4)), "bias": jnp.ones(4)}}}}}}},
       "vit": {"encoder": {"layer": {"0": {"attention": {"attention": {
           "query": {"kernel": jnp.ones((4, 4)), "bias": jnp.ones(4)}}}}}}}}
-  tx, _ = trainer.build_tx(cfg, total_steps=total, steps_per_epoch=per_epoch,
+  tx, _ = optim.build_tx(cfg, total_steps=total, steps_per_epoch=per_epoch,
                            num_examples=TRAIN_SIZE[cfg.data],
-                           where=trainer.resolve_where(cfg.where))
+                           where=optim.resolve_where(cfg.where))
   tx.init(params)
 
 

@@ -56,6 +56,8 @@ BAD = [
     (["task=image", "image_folder=no_such_dir"], "no_such_dir"),
     (["model=./no_such_model"], "'model' must be a folder with config.json"),
     (["train_file=x.csv", "data=smoke"], "set only one of"),
+    (["teacher=./nowhere"], "'teacher' must be 'dense'"),
+    (["method=pins_sr", "teacher=dense"], "own self-teacher"),
 ]
 
 
@@ -198,6 +200,15 @@ def test_soft_movement_sharded_on_a_paper_config(tmp_path):
   assert s["config"]["final_lambda"] == 50
   assert 0 <= s["actual_sparsity"] < 1 and "accuracy" in s["metrics"]
   assert s["devices"].startswith("8 x")
+
+
+def test_movement_as_the_authors_distilled_from_the_dense_run(tmp_path):
+  s = _run(tmp_path / "mv", "data=smoke", "method=movement", "sparsity=0.5",
+           "teacher=dense", "method_args={'warmup_steps': 1, 'final_steps': 1}")
+  assert s["where"] == "bert_kernels"   # Q/K/V/O/FFN kernels only
+  assert (tmp_path / "mv" / "log_dense.jsonl").exists()
+  assert s["config"]["teacher"] == "dense" and "accuracy" in s["metrics"]
+  _close(s, 0.5)   # exactly floor(0.5 n) of every kernel
 
 
 def test_cam_cut_fine_tunes_dense_then_rewinds(tmp_path):

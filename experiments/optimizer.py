@@ -1,4 +1,8 @@
-"""Inner optimizers and learning-rate schedules of the papers' recipes.
+"""The one optimizer builder of the experiments, and the papers' recipes.
+
+:func:`build_tx` (methods with an optax factory) and :func:`build_optimizer`
+(the inner optimizer that model-aware methods get too) turn a
+:class:`experiments.config.RunConfig` into optax transformations.
 
 * ``adamw``: optax AdamW with decoupled weight decay on every leaf except
   biases and normalisation scales (the usual ``no_decay`` list of the
@@ -21,14 +25,21 @@ Schedules (``lr_schedule``):
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
+import jaxprune
+from experiments import methods
+
 __all__ = ["decay_mask", "lr_schedule", "make_optimizer",
-           "scale_by_mtdnn_adamax", "mtdnn_adamax"]
+           "scale_by_mtdnn_adamax", "mtdnn_adamax", "to_steps", "steps_for",
+           "resolve_where", "method_overrides", "run_lr_schedule",
+           "build_optimizer", "build_tx"]
 
 _NO_DECAY_LEAVES = ("bias", "scale")
 
@@ -123,3 +134,105 @@ def make_optimizer(spec: dict, learning_rate: Any) -> optax.GradientTransformati
   if name == "mtdnn_adamax":
     return mtdnn_adamax(learning_rate, **spec)
   raise ValueError(f"optimizer name must be adamw or mtdnn_adamax, got {name!r}")
+
+
+_EPOCHS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(epochs?|steps?)\s*$")
+
+
+def to_steps(value: Any, steps_per_epoch: int, total_steps: int) -> int:
+  """``7`` -> 7, ``"2 epochs"`` -> 2 * steps_per_epoch, ``0.1`` -> 10% of T."""
+  if isinstance(value, bool):
+    raise ValueError(f"not a step count: {value!r}")
+  if isinstance(value, int):
+    return value
+  if isinstance(value, float):
+    if not 0 <= value < 1:
+      raise ValueError(f"a float step count is a fraction in [0, 1), got {value}")
+    return int(round(value * total_steps))
+  if isinstance(value, str):
+    m = _EPOCHS_RE.match(value)
+    if m:
+      n = float(m.group(1))
+      return int(round(n * steps_per_epoch)) if m.group(2).startswith(
+          "epoch") else int(n)
+  raise ValueError(f"not a step count: {value!r} (int, 'N epochs' or a "
+                   f"fraction)")
+
+
+def steps_for(cfg: Any, train_size: int) -> tuple[int, int]:
+  """``(total_steps, steps_per_epoch)`` from ``steps`` or ``epochs``."""
+  per_epoch = max(1, math.ceil(train_size / cfg.batch_size))
+  if cfg.steps is not None:
+    return max(1, to_steps(cfg.steps, per_epoch, 0)), per_epoch
+  return max(1, int(math.ceil(cfg.epochs * per_epoch))), per_epoch
+
+
+def _kernels_only(preset: Callable) -> Callable:
+  def where(path, leaf):
+    return preset(path, leaf) and jaxprune.where.path_str(path).endswith(
+        "kernel")
+  return where
+
+
+def _bert_kernels_and_pooler(path, leaf) -> bool:
+  name = jaxprune.where.path_str(path)
+  return (name.endswith("pooler/dense/kernel")
+          or _kernels_only(jaxprune.where.bert)(path, leaf))
+
+
+def resolve_where(name: str) -> Any:
+  """``bert``/``vit`` presets, ``*_kernels`` (weights only, as MGPP), or
+  ``bert_kernels_pooler`` (weights only plus the pooler's, as SEVEN)."""
+  if name in jaxprune.where.PRESETS:
+    return name
+  if name == "bert_kernels_pooler":
+    return _bert_kernels_and_pooler
+  if name.endswith("_kernels") and name[:-8] in jaxprune.where.PRESETS:
+    return _kernels_only(jaxprune.where.PRESETS[name[:-8]])
+  raise ValueError(f"`where` must be bert, vit, bert_kernels, vit_kernels or "
+                   f"bert_kernels_pooler, got {name!r}")
+
+
+def method_overrides(cfg: Any, steps_per_epoch: int,
+                     total_steps: int) -> dict:
+  """``cfg.method_args`` with step counts converted to steps."""
+  args = dict(cfg.method_args)
+  for key in ("warmup_steps", "final_steps", "pruning_steps"):
+    if args.get(key) is not None:
+      args[key] = to_steps(args[key], steps_per_epoch, total_steps)
+  return args
+
+
+def run_lr_schedule(cfg: Any, *, total_steps: int,
+                steps_per_epoch: int) -> optax.Schedule:
+  """The run's learning-rate schedule."""
+  warmup = min(to_steps(cfg.lr_warmup, steps_per_epoch, total_steps),
+               total_steps - 1)
+  return lr_schedule(cfg.lr_schedule, cfg.lr, total_steps, warmup,
+                     cfg.lr_end_factor)
+
+
+def build_optimizer(cfg: Any, *, total_steps: int,
+                    steps_per_epoch: int
+                    ) -> tuple[optax.Schedule, optax.GradientTransformation]:
+  """``(schedule, inner optimizer)``: the one inner optimizer of a run."""
+  lr = run_lr_schedule(cfg, total_steps=total_steps,
+                       steps_per_epoch=steps_per_epoch)
+  return lr, make_optimizer(cfg.optimizer, lr)
+
+
+def build_tx(cfg: Any, *, total_steps: int, steps_per_epoch: int,
+             num_examples: int, where: Any, pattern: Any = None
+             ) -> tuple[optax.GradientTransformation, dict]:
+  """The run's optax transformation (not model-aware methods) and its
+  method arguments."""
+  lr, inner = build_optimizer(cfg, total_steps=total_steps,
+                              steps_per_epoch=steps_per_epoch)
+  overrides = ({} if cfg.method == "dense" else
+               method_overrides(cfg, steps_per_epoch, total_steps))
+  return methods.make_tx(cfg.method, learning_rate=lr,
+                         sparsity=cfg.sparsity, total_steps=total_steps,
+                         where=where, num_examples=num_examples,
+                         clip_norm=cfg.clip_norm, optimizer=inner,
+                         pattern=None if cfg.method == "dense" else pattern,
+                         **overrides), overrides
