@@ -122,7 +122,7 @@ def _arrays(cfg) -> tuple[Any, Any, tuple | None, str]:
     from experiments.data import image_folder
     d = image_folder.load_image_folder(
         cfg.image_folder, image_size=cfg.image_size,
-        validation_path=cfg.validation_folder,
+        validation_folder=cfg.validation_folder,
         split_fraction=cfg.split_fraction, split_seed=cfg.split_seed,
         max_train_examples=cfg.max_train_examples,
         max_eval_examples=cfg.max_eval_examples)
