@@ -5,8 +5,13 @@ from the same config (default: the demo's, ``experiments/configs/demo.py``),
 so every method gets the same data order, budget and inner optimizer. The
 dense baseline runs once per seed and is shared by every sparsity (and is
 the fine-tuned model that ``cam_cut``/``smooth_cut`` score). A cell's result
-is written to ``<out>/<method>_<sparsity>_s<seed>.json`` when it finishes
-and is not rerun: an interrupted comparison resumes where it stopped.
+is written to ``<out>/<method>_<sparsity>_s<seed>.json`` (default
+``results/compare_cells``, a few KB, committed) when it finishes and is not
+rerun: an interrupted comparison resumes where it stopped, on another
+machine too; the run folders (checkpoints, logs, reports) go to ``--runs``.
+``METHOD+kd`` runs ``METHOD`` distilled from the seed's dense run. The
+table gives mean ± std over seeds and PLATON's per-seed paired difference
+to every other method.
 
 Writes ``<results>/compare.csv`` (one row per cell), ``compare.md`` (mean
 and spread over seeds per method and sparsity) and ``compare.png`` (accuracy
@@ -15,6 +20,8 @@ against sparsity, one line per method).
 Usage::
 
     python -m experiments.compare                       # 3 seeds, 600 steps
+    python -m experiments.compare --methods platon platon+kd magnitude \\
+        --sparsities 0.9                # +kd: distilled from the dense run
     python -m experiments.compare --seeds 1 --set steps=150  # CPU budget
     python -m experiments.compare --config experiments/configs/text.py \\
         --set data=glue/sst2 model=bert-base-uncased     # GPU/TPU
@@ -85,7 +92,36 @@ def markdown(rows: Sequence[dict], sparsities: Sequence[float]) -> str:
       cells.append("—" if v is None else
                    f"{100 * v[0]:.1f} ± {100 * v[1]:.1f} ({v[2]})")
     lines.append(f"| {m} | " + " | ".join(cells) + " |")
+  paired = paired_differences(rows, "platon")
+  if paired:
+    lines += ["", "PLATON minus each method, per seed (points; mean ± std "
+              "over the seeds both ran, n):", "", head,
+              "|---" * (len(sparsities) + 1) + "|"]
+    for m in methods:
+      if m == "platon":
+        continue
+      cells = []
+      for s in sparsities:
+        v = paired.get((m, float(s)))
+        cells.append("—" if v is None else
+                     f"{100 * v[0]:+.1f} ± {100 * v[1]:.1f} ({v[2]})")
+      lines.append(f"| {m} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
+
+
+def paired_differences(rows: Iterable[dict], reference: str
+                       ) -> dict[tuple[str, float], tuple]:
+  """``(method, sparsity) -> (mean, population std, n)`` of the per-seed
+  difference ``reference - method`` over the seeds where both ran."""
+  acc = {(r["method"], float(r["sparsity"]), r["seed"]): float(r["accuracy"])
+         for r in rows}
+  groups: dict[tuple[str, float], list[float]] = {}
+  for (m, s, seed), a in acc.items():
+    ref = acc.get((reference, s, seed))
+    if m not in (reference, "dense") and ref is not None:
+      groups.setdefault((m, s), []).append(ref - a)
+  return summarize({"method": m, "sparsity": s, "seed": i, "accuracy": d}
+                   for (m, s), ds in groups.items() for i, d in enumerate(ds))
 
 
 def plot(rows: Sequence[dict], path: str) -> None:
@@ -159,29 +195,33 @@ def _cells(args, base) -> list[dict]:
         tasks[key] = run.prepare_task(cfg)
       return tasks[key]
 
-    dense_path = os.path.join(args.out, cell_name("dense", 0.0, seed))
+    dense_path = os.path.join(args.runs, cell_name("dense", 0.0, seed))
     for method in ("dense",) + tuple(args.methods):
       for sparsity in ((0.0,) if method == "dense" else args.sparsities):
         path = os.path.join(args.out, cell_name(method, sparsity, seed))
+        run_dir = os.path.join(args.runs, cell_name(method, sparsity, seed))
         if os.path.exists(path + ".json"):
           with open(path + ".json") as f:
             rows.append(json.load(f))
           continue
         if args.tables_only:
           continue
-        cfg = base.replace(method=method, seed=seed, out=path,
+        name, kd = method.removesuffix("+kd"), method.endswith("+kd")
+        cfg = base.replace(method=name, seed=seed, out=run_dir,
                            dense_baseline=False,
                            **({} if method == "dense" else
-                              {"sparsity": sparsity}))
+                              {"sparsity": sparsity}),
+                           **({"teacher": "dense"} if kd else {}))
         if method == "dense":
           cfg = cfg.as_dense()
         task = task_for(cfg)
-        if method in ("cam_cut", "smooth_cut") and dense is None:
+        needs_dense = name in ("cam_cut", "smooth_cut") or kd
+        if needs_dense and dense is None:
           dense = trainer.Outcome(None, _load_params(
               dense_path + ".msgpack", task.params), [], 0.0, {})
         t0 = time.time()
-        res = run.execute(cfg, task=task, dense=dense if method in (
-            "cam_cut", "smooth_cut") else None)
+        res = run.execute(cfg, task=task,
+                          dense=dense if needs_dense else None)
         if method == "dense":
           _save_params(dense_path + ".msgpack", res.params)
           dense = trainer.Outcome(None, res.params, [], 0.0, {})
@@ -217,14 +257,21 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                   default=[0.5, 0.8, 0.9])
   ap.add_argument("--seeds", type=int, default=3, help="number of seeds")
   ap.add_argument("--seed0", type=int, default=0, help="first seed")
-  ap.add_argument("--out", default="runs/compare",
-                  help="folder of the cells")
+  ap.add_argument("--out", default="results/compare_cells",
+                  help="folder of the cells (a few KB of JSON each; the "
+                  "dense params and run folders beside them are not "
+                  "needed for the tables)")
+  ap.add_argument("--runs", default="runs/compare",
+                  help="folder of the cells' run folders (checkpoints, "
+                  "logs, reports) and the dense params")
   ap.add_argument("--results", default="results")
   ap.add_argument("--tables-only", action="store_true",
                   help="write the tables from the finished cells; run none")
   args = ap.parse_args(argv)
   from experiments import config
-  bad = [m for m in args.methods if m not in config.METHODS or m == "dense"]
+  bad = [m for m in args.methods if m.removesuffix("+kd") not in
+         config.METHODS or m.removesuffix("+kd") in ("dense", "pins_sr")
+         and m.endswith("+kd") or m == "dense"]
   if bad:
     raise SystemExit(f"--methods: unknown {bad}; choose from "
                      f"{sorted(set(config.METHODS) - {'dense'})} (dense "
@@ -239,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
   os.makedirs(args.out, exist_ok=True)
+  os.makedirs(args.runs, exist_ok=True)
   rows = _cells(args, base)
   settings = (f"{base.task} / {base.data_name}, model "
               f"{base.model or 'default'}: {base.steps or base.epochs} "

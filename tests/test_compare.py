@@ -24,6 +24,20 @@ def test_summarize_and_markdown_by_hand():
   assert "| platon | 85.0 ± 5.0 (2) | — |" in table
 
 
+def test_paired_differences_by_hand():
+  rows = [{"method": m, "sparsity": 0.9, "seed": seed, "accuracy": a}
+          for m, seed, a in (("platon", 0, 0.80), ("platon", 1, 0.70),
+                             ("platon", 2, 0.75), ("magnitude", 0, 0.70),
+                             ("magnitude", 1, 0.70), ("taylor", 1, 0.60))]
+  d = compare.paired_differences(rows, "platon")
+  # magnitude: seeds 0 and 1 only: 0.10 and 0.00 -> mean 0.05, std 0.05
+  assert d[("magnitude", 0.9)] == pytest.approx((0.05, 0.05, 2))
+  assert d[("taylor", 0.9)] == pytest.approx((0.10, 0.0, 1))
+  table = compare.markdown(rows, [0.9])
+  assert "| magnitude | +5.0 ± 5.0 (2) |" in table
+  assert "| taylor | +10.0 ± 0.0 (1) |" in table
+
+
 @pytest.fixture
 def fake_demo(monkeypatch):
   """The runner without training: accuracy from (method, sparsity, seed)."""
@@ -33,7 +47,8 @@ def fake_demo(monkeypatch):
     params = {"w": jnp.ones((4,))}
 
   def execute(cfg, task=None, dense=None, command=None):
-    calls.append((cfg.method, cfg.sparsity if cfg.method != "dense" else 0.0,
+    calls.append((cfg.method + ("+kd" if cfg.teacher else ""),
+                  cfg.sparsity if cfg.method != "dense" else 0.0,
                   cfg.seed, dense is not None))
     acc = 0.9 - 0.1 * (cfg.method != "dense") * cfg.sparsity + 0.01 * cfg.seed
     summary = {"metrics": {"accuracy": 100 * acc},
@@ -48,18 +63,22 @@ def fake_demo(monkeypatch):
 
 
 def test_grid_resumes_and_writes_tables(tmp_path, fake_demo):
-  argv = ["--methods", "platon", "cam_cut", "--sparsities", "0.5", "0.9",
+  argv = ["--methods", "platon", "cam_cut", "platon+kd", "--sparsities",
+          "0.5", "0.9",
           "--seeds", "2", "--set", "steps=3", "--out", str(tmp_path / "cells"),
+          "--runs", str(tmp_path / "runs"),
           "--results", str(tmp_path / "res")]
   rows = compare.main(argv)
-  assert len(rows) == 2 * (1 + 2 * 2) == len(fake_demo)
-  # Dense first for each seed; cam_cut gets the dense params.
+  assert len(rows) == 2 * (1 + 3 * 2) == len(fake_demo)
+  # Dense first for each seed; cam_cut and the distilled PLATON (a teacher:
+  # the seed's dense run) get the dense params.
   assert fake_demo[0] == ("dense", 0.0, 0, False)
-  assert all(c[3] for c in fake_demo if c[0] == "cam_cut")
-  assert os.path.exists(tmp_path / "cells" / "dense_s1.msgpack")
+  assert all(c[3] for c in fake_demo if c[0] in ("cam_cut", "platon+kd"))
+  assert ("platon+kd", 0.9, 1, True) in fake_demo
+  assert os.path.exists(tmp_path / "runs" / "dense_s1.msgpack")
   with open(tmp_path / "res" / "compare.csv") as f:
     table = list(csv.DictReader(f))
-  assert len(table) == 10
+  assert len(table) == 14
   row = next(r for r in table if r["method"] == "platon"
              and r["sparsity"] == "0.9" and r["seed"] == "1")
   assert float(row["accuracy"]) == pytest.approx(0.9 - 0.09 + 0.01)
@@ -100,8 +119,10 @@ def test_grid_smoke_through_the_runner(tmp_path):
                        "steps=3", "batch_size=8", "seq_len=32",
                        "eval_batch_size=16", "progress=False",
                        "--out", str(tmp_path / "cells"),
+                       "--runs", str(tmp_path / "runs"),
                        "--results", str(tmp_path / "res")])
   assert [r["method"] for r in rows] == ["dense", "magnitude"]
   assert rows[1]["actual_sparsity"] == pytest.approx(0.5, abs=1e-3)
   assert np.isfinite(rows[1]["accuracy"])
-  assert (tmp_path / "cells" / "magnitude_0.5_s0" / "report.md").exists()
+  assert (tmp_path / "runs" / "magnitude_0.5_s0" / "report.md").exists()
+  assert (tmp_path / "cells" / "magnitude_0.5_s0.json").exists()
