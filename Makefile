@@ -22,7 +22,7 @@ install: $(STAMP)
 # three times on this 2-core machine, always late in the run.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
-	$(PY) -m pytest -q jaxprune
+	$(PY) -m pytest -q jaxprune experiments --ignore=experiments/configs
 
 demo: $(STAMP)
 	$(PY) -m experiments.run --config experiments/configs/demo.py $(ARGS)

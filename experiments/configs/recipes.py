@@ -2,28 +2,13 @@
 
 Sources (all from the released scripts, not the PDFs):
 
-<<<<<<< HEAD
-* PLATON (Zhang et al., ICML 2022): the released GLUE/SQuAD scripts. GLUE
-=======
 * PLATON (Q. Zhang et al., *PLATON: Pruning Large Transformer Models with
   Upper Confidence Bound of Weight Importance*, ICML 2022). GLUE
->>>>>>> docs
   through MT-DNN: Adamax without bias correction (b 0.9/0.999, eps 1e-6,
   decoupled wd 0.01 except biases/LayerNorm), global clip 1.0,
   ``warmup_linear`` LR with 10% warm-up, max_seq_len 512, beta1 0.85,
   delta_t 10. SQuAD through HF ``run_squad``: AdamW (eps 1e-8, wd 0), linear
   decay to 0 without warm-up, clip 1.0, seq 384, stride 128.
-<<<<<<< HEAD
-* MGPP: the released scripts. DecoupledAdamW b 0.9/0.98,
-  eps 1e-6, wd 0, LR linear from 5e-5 to ``lr_end`` x 5e-5, no warm-up, no
-  clipping; weights only (no biases); no final fine-tune stage
-  (``sparse_finetune_steps = 0``); the final model is reported.
-* SEVEN: the released ``utils.py``/``main.py``. AdamW 2e-5 constant (eps 1e-8,
-  wd 0), no clipping, batch 32, 10 epochs, seed 3404, alpha1 0.8 / alpha2
-  0.9; per-task ``t_i``, ``iter_num`` and sparsity from ``init_config``;
-  Linear weights incl. the pooler, no biases.
-* PINS: ``glue.sh`` (RTE is its only script).
-=======
 * MGPP (M. Zhang, Y. Sun, F. Liang, *Magnitude Pruning of Large Pretrained
   Transformer Models with a Mixture Gaussian Prior*, 2024). DecoupledAdamW b 0.9/0.98,
   eps 1e-6, wd 0, LR linear from 5e-5 to ``lr_end`` x 5e-5, no warm-up, no
@@ -37,7 +22,6 @@ Sources (all from the released scripts, not the PDFs):
 * PINS (S. Ren, K. Q. Zhu, *Pruning Pre-trained Language Models with
   Principled Importance and Self-regularization*, Findings of ACL 2023): RTE
   is its only script.
->>>>>>> docs
 
 What these configs do not reproduce is listed in ``docs/reproducing.md``
 (e.g. MT-DNN's per-task head dropout, PINS' self-distillation loss).
