@@ -72,40 +72,38 @@ def summarize(rows: Iterable[dict]) -> dict[tuple[str, float], tuple]:
   return out
 
 
+def _row(name: str, stats: dict, sparsities: Sequence[float],
+         sign: str = "") -> str:
+  """``| name | mean ± std (n) | ... |`` in percent, ``—`` where missing."""
+  cells = []
+  for s in sparsities:
+    v = stats.get(s)
+    cells.append("—" if v is None else
+                 f"{100 * v[0]:{sign}.1f} ± {100 * v[1]:.1f} ({v[2]})")
+  return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def markdown(rows: Sequence[dict], sparsities: Sequence[float]) -> str:
-  """Accuracy (%) per method and sparsity: ``mean ± std (n)``."""
+  """Accuracy (%) per method and sparsity: ``mean ± std (n)``; then
+  PLATON's per-seed paired difference to every other method."""
   stats = summarize(rows)
+  by = lambda table, m: {s: v for (mm, s), v in table.items() if mm == m}
   dense = [v for (m, _), v in stats.items() if m == "dense"]
   methods = [m for m in dict.fromkeys(r["method"] for r in rows)
              if m != "dense"]
   head = "| method | " + " | ".join(f"{s:g}" for s in sparsities) + " |"
-  lines = [head, "|---" * (len(sparsities) + 1) + "|"]
+  rule = "|---" * (len(sparsities) + 1) + "|"
+  lines = [head, rule]
   if dense:
-    mean, std, n = dense[0]
-    cell = f"{100 * mean:.1f} ± {100 * std:.1f} ({n})"
-    lines.append("| dense (reference, sparsity 0) | "
-                 + " | ".join([cell] * len(sparsities)) + " |")
-  for m in methods:
-    cells = []
-    for s in sparsities:
-      v = stats.get((m, float(s)))
-      cells.append("—" if v is None else
-                   f"{100 * v[0]:.1f} ± {100 * v[1]:.1f} ({v[2]})")
-    lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines.append(_row("dense (reference, sparsity 0)",
+                      {float(s): dense[0] for s in sparsities}, sparsities))
+  lines += [_row(m, by(stats, m), sparsities) for m in methods]
   paired = paired_differences(rows, "platon")
   if paired:
     lines += ["", "PLATON minus each method, per seed (points; mean ± std "
-              "over the seeds both ran, n):", "", head,
-              "|---" * (len(sparsities) + 1) + "|"]
-    for m in methods:
-      if m == "platon":
-        continue
-      cells = []
-      for s in sparsities:
-        v = paired.get((m, float(s)))
-        cells.append("—" if v is None else
-                     f"{100 * v[0]:+.1f} ± {100 * v[1]:.1f} ({v[2]})")
-      lines.append(f"| {m} | " + " | ".join(cells) + " |")
+              "over the seeds both ran, n):", "", head, rule]
+    lines += [_row(m, by(paired, m), sparsities, "+") for m in methods
+              if m != "platon"]
   return "\n".join(lines) + "\n"
 
 
