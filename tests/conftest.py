@@ -5,8 +5,15 @@ anything imports jax.
 """
 import os
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           " --xla_force_host_platform_device_count=8").strip()
+# The tests' programs are tiny and compiled once or twice each: LLVM's
+# cheaper pipeline cuts the suite's CPU time by about 40% (measured on
+# tests/test_train.py: 196 -> 115 s of CPU) and changes no HLO (fusion,
+# kernel and conditional counts are decided before LLVM).
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=8"
+    + " --xla_backend_optimization_level=0"
+    + " --xla_llvm_disable_expensive_passes=true").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One persistent compilation cache for the whole run, shared by the test
 # workers and the subprocess scenarios (environment variables reach both):

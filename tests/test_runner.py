@@ -229,7 +229,8 @@ def test_image_smoke_pmap_in_a_fresh_interpreter(tmp_path):
   # deadlock on XLA:CPU's fake devices (see tests/test_distributed.py), so
   # the pmap run gets its own interpreter with 2 fake devices.
   env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+             XLA_FLAGS=os.environ["XLA_FLAGS"].replace(
+                 "device_count=8", "device_count=2"))
   subprocess.run([sys.executable, "-m", "experiments.run", "--set", *TINY,
                   "task=image", "data=smoke", "parallel=pmap", FAST,
                   f"out={tmp_path}"], check=True, env=env, cwd=ROOT,
