@@ -116,7 +116,9 @@ def _plot_layers(path, layers: dict[str, float], method: str) -> None:
 def _markdown(s: dict) -> str:
   primary = s["primary_metric"]
   lines = [f"# {s['task']} / {s['method']}", ""]
-  lines.append(f"- model: {s['model']}; data: {s['data']}")
+  data = s["data"].get("name", s["data"]) if isinstance(s["data"], dict) \
+      else s["data"]
+  lines.append(f"- model: {s['model']}; data: {data}")
   lines.append(f"- sparsity reached: {s['actual_sparsity']:.4f} of the "
                f"prunable weights (target {s['target_sparsity']})")
   value = s["metrics"].get(primary)
