@@ -205,13 +205,13 @@ def _cells(args, base) -> list[dict]:
         if args.tables_only:
           continue
         name, kd = method.removesuffix("+kd"), method.endswith("+kd")
-        cfg = base.replace(method=name, seed=seed, out=run_dir,
-                           dense_baseline=False,
-                           **({} if method == "dense" else
-                              {"sparsity": sparsity}),
-                           **({"teacher": "dense"} if kd else {}))
         if method == "dense":
-          cfg = cfg.as_dense()
+          cfg = base.as_dense().replace(seed=seed, out=run_dir,
+                                        dense_baseline=False)
+        else:
+          cfg = base.replace(method=name, seed=seed, out=run_dir,
+                             dense_baseline=False, sparsity=sparsity,
+                             **({"teacher": "dense"} if kd else {}))
         task = task_for(cfg)
         needs_dense = name in ("cam_cut", "smooth_cut") or kd
         if needs_dense and dense is None:
