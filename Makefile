@@ -21,15 +21,14 @@ install: $(STAMP)
 # compiling ~1000 XLA programs crashed (segfault inside XLA's CPU compiler)
 # three times on this 2-core machine, always late in the run.
 # Both share one persistent compilation cache and LLVM's cheap pipeline
-# (tests/conftest.py says why). Whole files per worker: measured 15:14 against
-# 15:52 with worksteal.
+# (tests/conftest.py says why); worksteal keeps both workers busy to the end.
 TEST_ENV := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.pytest_cache/jax-compilation-cache \
 	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
 	JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0 \
 	XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist worksteal tests
 	$(TEST_ENV) $(PY) -m pytest -q jaxprune experiments --ignore=experiments/configs
 
 demo: $(STAMP)
