@@ -16,20 +16,18 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-# Tests run in two worker processes (pytest-xdist), the docstring examples
-# in a third interpreter: one long-lived process
-# compiling ~1000 XLA programs crashed (segfault inside XLA's CPU compiler)
-# three times on this 2-core machine, always late in the run.
-# Both share one persistent compilation cache and LLVM's cheap pipeline
-# (tests/conftest.py says why); worksteal keeps both workers busy to the end.
+# Tests and docstring examples run in one pytest session with two worker
+# processes (pytest-xdist; worksteal keeps both busy to the end). Both
+# workers share one persistent compilation cache and LLVM's cheap pipeline
+# (tests/conftest.py says why).
 TEST_ENV := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.pytest_cache/jax-compilation-cache \
 	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
 	JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0 \
 	XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist worksteal tests
-	$(TEST_ENV) $(PY) -m pytest -q jaxprune experiments --ignore=experiments/configs
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist worksteal tests jaxprune \
+	  experiments --ignore=experiments/configs
 
 demo: $(STAMP)
 	$(PY) -m experiments.run --config experiments/configs/demo.py $(ARGS)

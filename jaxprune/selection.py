@@ -585,28 +585,34 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
   for ties, g in zip(tie_counts, groups):
     group_ties[g] = group_ties[g] + ties
   extra = jnp.maximum(need - jnp.stack(group_ties), 0)
-  nan_offset = [jnp.int32(0)] * num_groups
+  # Ties to take per leaf, in leaf order within each group.
   offset = [jnp.int32(0)] * num_groups
-  masks = []
-  for x, g, ties in zip(leaves, groups, tie_counts):
-    xf = x.astype(jnp.float32)
-    take = jnp.clip(need[g] - offset[g], 0, ties)
+  takes = []
+  for g, ties in zip(groups, tie_counts):
+    takes.append(jnp.clip(need[g] - offset[g], 0, ties))
     offset[g] = offset[g] + ties
-    t = tau[g]
-    pruned = jax.lax.cond(
-        (take == 0) | (take == ties),
-        lambda xf=xf, t=t, take=take, ties=ties: (xf < t) | (
-            (xf == t) & (take == ties) & (take > 0)),
-        lambda xf=xf, t=t, take=take: (xf < t) | _tie_rank_mask(xf, t, take),
-    )
-    nan_pruned, nans = jax.lax.cond(
-        extra[g] > 0,
-        lambda xf=xf, g=g: _first_nans(xf, extra[g] - nan_offset[g]),
-        lambda xf=xf: (jnp.zeros(xf.shape, jnp.bool_), jnp.int32(0)),
-    )
-    nan_offset[g] = nan_offset[g] + nans
-    pruned = (pruned | nan_pruned) & (k[g] > 0)
-    masks.append(~pruned)
+  xfs = [x.astype(jnp.float32) for x in leaves]
+  partial = [(t > 0) & (t < n) for t, n in zip(takes, tie_counts)]
+
+  def simple(_):  # every leaf prunes all of its ties at tau, or none
+    return [(xf < tau[g]) | ((xf == tau[g]) & (t == n) & (t > 0))
+            for xf, g, t, n in zip(xfs, groups, takes, tie_counts)]
+
+  def ranked(_):  # some leaf prunes part of its ties, or NaN scores
+    nan_offset = [jnp.int32(0)] * num_groups
+    out = []
+    for xf, g, t in zip(xfs, groups, takes):
+      nan_pruned, nans = _first_nans(xf, extra[g] - nan_offset[g])
+      nan_offset[g] = nan_offset[g] + nans
+      out.append((xf < tau[g]) | _tie_rank_mask(xf, tau[g], t)
+                 | (nan_pruned & (extra[g] > 0)))
+    return out
+
+  # One conditional for all leaves (not two per leaf): on an accelerator
+  # each is a host synchronization.
+  pruned = jax.lax.cond(jnp.any(jnp.stack(partial)) | jnp.any(extra > 0),
+                        ranked, simple, None)
+  masks = [~(p & (k[g] > 0)) for p, g in zip(pruned, groups)]
   return masks, _report_tau(tau, extra, k)
 
 
