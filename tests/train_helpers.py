@@ -36,13 +36,6 @@ def text_batches(n_steps, batch=8, seq=8, seed=0):
            "labels": jnp.asarray(labels[s])} for s in range(n_steps)]
 
 
-def image_batches(n_steps, batch=8, seed=0):
-  rng = np.random.default_rng(seed)
-  x = rng.random((n_steps, batch, 1, 8, 8)).astype(np.float32)
-  y = rng.integers(0, 3, (n_steps, batch)).astype(np.int32)
-  return [{"pixel_values": jnp.asarray(x[s]), "labels": jnp.asarray(y[s])}
-          for s in range(n_steps)]
-
 
 def platon_tx(steps, where="bert"):
   return optax.chain(
