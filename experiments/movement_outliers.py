@@ -15,12 +15,18 @@ half of the encoder's LayerNorms. A matrix's *line* of dimension ``d`` is
 row ``d`` of the kernels that read the hidden state (Q, K, V, FFN in) and
 column ``d`` of those that write it (attention output, FFN out).
 
+A *unit* is a line along the other axis: an FFN neuron (a column of FFN in,
+a row of FFN out) or an attention head dimension (a column of Q, K or V, a
+row of the attention output).
+
 Controls, each pruning exactly as many entries per matrix as movement:
 
 * ``movement, outlier lines spared``: the lowest scores outside the outlier
   lines only;
 * ``random, movement's outlier count``: at random, but with as many entries
-  in the outlier lines as movement pruned there.
+  in the outlier lines as movement pruned there;
+* ``random, movement's count per unit``: in every unit as many entries as
+  movement pruned there, chosen at random within the unit.
 
 Run (after ``python -m experiments.run --config experiments/configs/demo.py
 --set method=movement dense_baseline=False ckpt_every=60 out=runs/mv``,
@@ -90,7 +96,8 @@ def _masks(kernels: dict, scores: dict, fraction: float, outliers, rng):
   """Every rule's pruned-entry masks, per kernel."""
   rules: dict[str, dict] = {r: {} for r in (
       "movement", "magnitude", "random", "movement, outlier lines spared",
-      "random, movement's outlier count")}
+      "random, movement's outlier count",
+      "random, movement's count per unit")}
   for name, w in kernels.items():
     k = int(np.floor(w.size * fraction))
     everywhere = np.ones(w.shape, bool)
@@ -109,6 +116,14 @@ def _masks(kernels: dict, scores: dict, fraction: float, outliers, rng):
     r = rng.random(w.shape)
     rules["random, movement's outlier count"][name] = (
         _lowest(r, k_in, lines) | _lowest(r, k - k_in, ~lines))
+    # Lines along the other axis: FFN neurons and attention head dims.
+    other = 1 - line_axis(name)
+    per_unit = mv.sum(axis=1 - other)
+    ranks = np.argsort(np.argsort(rng.random(w.shape), axis=1 - other,
+                                  kind="stable"), axis=1 - other,
+                       kind="stable")
+    rules["random, movement's count per unit"][name] = (
+        ranks < np.expand_dims(per_unit, 1 - other))
   return rules
 
 
@@ -162,13 +177,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "hidden_size": int(next(iter(kernels.values())).shape[0]),
             "dense_at_step": task.evaluate(params), "rules": {}}
   for rule, pruned in rules.items():
-    in_lines = total = line_entries = 0
+    in_lines = total = line_entries = units = crowded = 0
     for name, m in pruned.items():
       ax = line_axis(name)
       sel = m[outliers, :] if ax == 0 else m[:, outliers]
       in_lines += int(sel.sum())
       line_entries += sel.size
       total += int(m.sum())
+      unit_frac = m.mean(axis=ax)   # per neuron / head dim
+      units += unit_frac.size
+      crowded += int((unit_frac > 5 * args.fraction).sum())
     masked = {n: (np.where(pruned[n], 0.0, kernels[n]) if n in pruned else x)
               for n, x in named.items()}
     leaves, treedef = jax.tree_util.tree_flatten(params)
@@ -178,10 +196,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     result["rules"][rule] = {
         "metrics": metrics, "pruned": total,
         "share_in_outlier_lines": in_lines / total,
-        "outlier_lines_pruned_fraction": in_lines / line_entries}
+        "outlier_lines_pruned_fraction": in_lines / line_entries,
+        "units_over_5x_fraction": crowded, "units": units}
     print(f"{rule:36s} {task.primary} {metrics[task.primary]:6.2f}  "
           f"pruned in outlier lines: {in_lines / line_entries:6.1%} of "
-          f"their entries ({in_lines / total:5.1%} of all pruned)")
+          f"their entries; units with over {5 * args.fraction:.0%} "
+          f"pruned: {crowded} of {units}")
   if args.out:
     with open(args.out, "w") as f:
       json.dump(result, f, indent=1)

@@ -60,3 +60,8 @@ def test_every_rule_prunes_movements_count_and_the_controls_hold():
   mag = rules["magnitude"][names[1]]
   assert np.abs(kernels[names[1]])[mag].max() <= np.abs(
       kernels[names[1]])[~mag].min()
+  per_unit = rules["random, movement's count per unit"]
+  np.testing.assert_array_equal(per_unit[names[0]].sum(axis=0),
+                                rules["movement"][names[0]].sum(axis=0))
+  np.testing.assert_array_equal(per_unit[names[1]].sum(axis=1),
+                                rules["movement"][names[1]].sum(axis=1))
