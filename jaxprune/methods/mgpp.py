@@ -210,10 +210,13 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
     >>> tx = jaxprune.mgpp(optax.adam(1e-2), sparsity=0.75, total_steps=40,
     ...                    num_examples=100)
     >>> state = tx.init(params)
-    >>> for _ in range(40):
+    >>> @jax.jit
+    ... def step(params, state):
     ...   grads = jax.grad(lambda p: jnp.sum(jnp.sin(p["w"])))(params)
     ...   updates, state = tx.update(grads, state, params)
-    ...   params = optax.apply_updates(params, updates)
+    ...   return optax.apply_updates(params, updates), state
+    >>> for _ in range(40):
+    ...   params, state = step(params, state)
     >>> int(jnp.sum(params["w"] == 0))
     48
   """

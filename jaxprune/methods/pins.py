@@ -155,10 +155,13 @@ def pins(optimizer: optax.GradientTransformation, *, sparsity: float,
     >>> tx = jaxprune.pins(opt, sparsity=0.5, total_steps=40)
     >>> params = {"w": jax.random.normal(jax.random.key(0), (8, 8))}
     >>> state = tx.init(params)
-    >>> for _ in range(40):
+    >>> @jax.jit
+    ... def step(params, state):
     ...   grads = jax.grad(lambda p: jnp.sum(jnp.sin(p["w"])))(params)
     ...   updates, state = tx.update(grads, state, params)
-    ...   params = optax.apply_updates(params, updates)
+    ...   return optax.apply_updates(params, updates), state
+    >>> for _ in range(40):
+    ...   params, state = step(params, state)
     >>> int(jnp.sum(params["w"] == 0))
     32
   """

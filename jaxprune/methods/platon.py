@@ -222,10 +222,13 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
     >>> params = {"w": jax.random.normal(jax.random.key(0), (16, 16))}
     >>> tx = jaxprune.platon(optax.adamw(1e-2), sparsity=0.75, total_steps=40)
     >>> state = tx.init(params)
-    >>> for _ in range(40):
+    >>> @jax.jit
+    ... def step(params, state):
     ...   grads = jax.grad(lambda p: jnp.sum(jnp.sin(p["w"])))(params)
     ...   updates, state = tx.update(grads, state, params)
-    ...   params = optax.apply_updates(params, updates)
+    ...   return optax.apply_updates(params, updates), state
+    >>> for _ in range(40):
+    ...   params, state = step(params, state)
     >>> int(jnp.sum(params["w"] == 0))
     192
   """

@@ -163,10 +163,13 @@ def seven(optimizer: optax.GradientTransformation, *, sparsity: float,
     >>> params = {"w": jax.random.normal(jax.random.key(0), (8, 8))}
     >>> tx = jaxprune.seven(optax.adam(1e-2), sparsity=0.5, total_steps=30)
     >>> state = tx.init(params)
-    >>> for _ in range(30):
+    >>> @jax.jit
+    ... def step(params, state):
     ...   grads = jax.grad(lambda p: jnp.sum(jnp.sin(p["w"])))(params)
     ...   updates, state = tx.update(grads, state, params)
-    ...   params = optax.apply_updates(params, updates)
+    ...   return optax.apply_updates(params, updates), state
+    >>> for _ in range(30):
+    ...   params, state = step(params, state)
     >>> int(jnp.sum(params["w"] == 0))
     32
   """
