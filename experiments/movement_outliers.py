@@ -50,6 +50,7 @@ import numpy as np
 
 from experiments import config as config_lib
 from experiments import run as run_lib
+from jaxprune.where import path_str
 
 __all__ = ["outlier_dims", "line_axis", "main"]
 
@@ -128,8 +129,7 @@ def _masks(kernels: dict, scores: dict, fraction: float, outliers, rng):
 
 
 def _named(tree: Any) -> dict[str, Any]:
-  return {"/".join(str(getattr(k, "key", k)) for k in p): x
-          for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+  return {path_str(p): x for p, x in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _restore(run_dir: str, step: int) -> Any:
@@ -167,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
   scores = _named(saved["params"]["scores"])
   outliers = outlier_dims(task.params)
   named = _named(params)
+  treedef = jax.tree_util.tree_structure(params)
   kernels = {n: np.asarray(x) for n, x in named.items()
              if line_axis(n) is not None and n in scores}
   scores = {n: np.asarray(scores[n]) for n in kernels}
@@ -187,12 +188,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
       unit_frac = m.mean(axis=ax)   # per neuron / head dim
       units += unit_frac.size
       crowded += int((unit_frac > 5 * args.fraction).sum())
-    masked = {n: (np.where(pruned[n], 0.0, kernels[n]) if n in pruned else x)
-              for n, x in named.items()}
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    new = jax.tree_util.tree_unflatten(
-        treedef, [masked[n] for n in named])
-    metrics = task.evaluate(new)
+    metrics = task.evaluate(jax.tree_util.tree_unflatten(treedef, [
+        np.where(pruned[n], 0.0, kernels[n]) if n in pruned else x
+        for n, x in named.items()]))
     result["rules"][rule] = {
         "metrics": metrics, "pruned": total,
         "share_in_outlier_lines": in_lines / total,
