@@ -91,6 +91,9 @@ class RunConfig:
       to the teacher for regression) [2.0, 0.5: Sanh et al.'s defaults].
     parallel: ``single``, ``pmap`` or ``sharded``; distributed: call
       ``jax.distributed.initialize()`` first (multi-host).
+    step_kinds: compile one train-step program per pruning step kind (no
+      host syncs on accelerators) [True]; False: one traced program,
+      compiled once (quicker for runs of a few steps).
     out: run folder [runs/<task>_<method>_<sparsity>]; progress: progress
       bar; tensorboard: also log scalars there.
     source: where the recipe comes from (paper configs).
@@ -154,6 +157,7 @@ class RunConfig:
   distill_alpha: float = 0.5
   parallel: str = "single"
   distributed: bool = False
+  step_kinds: bool = True
   out: str | None = None
   progress: bool = True
   tensorboard: str | None = None

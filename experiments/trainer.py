@@ -121,7 +121,8 @@ class Trainer:
     if self.parallel == "single":
       self.params = jax.tree.map(jnp.array, params)  # a copy: steps donate
       self.opt_state = tx.init(self.params)
-      self.step_fn = train.make_train_step(loss_fn, tx, frozen=frozen)
+      self.step_fn = train.make_train_step(loss_fn, tx, frozen=frozen,
+                                           step_kinds=self.cfg.step_kinds)
       self._put = lambda b: b
       self.eval_params = lambda p: p
       return
@@ -133,8 +134,9 @@ class Trainer:
                          f"by the {n} local devices")
       self.params = jax.tree.map(lambda x: _replicate(x, devices), params)
       self.opt_state = jax.pmap(tx.init, devices=devices)(self.params)
-      self.step_fn = train.make_pmap_train_step(loss_fn, tx, devices=devices,
-                                                frozen=frozen)
+      self.step_fn = train.make_pmap_train_step(
+          loss_fn, tx, devices=devices, frozen=frozen,
+          step_kinds=self.cfg.step_kinds)
       self._put = lambda b: jax.tree.map(
           lambda x: x.reshape((n, -1) + x.shape[1:]), b)
       self.eval_params = lambda p: jax.tree.map(lambda x: x[0], p)
@@ -153,7 +155,8 @@ class Trainer:
     self.opt_state = jax.jit(tx.init, out_shardings=opt_sh)(self.params)
     self.step_fn = train.make_sharded_train_step(
         loss_fn, tx, param_shardings=param_sh, opt_state_shardings=opt_sh,
-        batch_sharding=batch_sh, frozen=frozen)
+        batch_sharding=batch_sh, frozen=frozen,
+        step_kinds=self.cfg.step_kinds)
     self._put = lambda b: train.host_local_to_global(b, batch_sh)
     self.eval_params = lambda p: p
 

@@ -118,6 +118,7 @@ def test_grid_smoke_through_the_runner(tmp_path):
                        "--seeds", "1", "--set", "data=smoke", "model=tiny",
                        "steps=3", "batch_size=8", "seq_len=32",
                        "eval_batch_size=16", "progress=False",
+                       "step_kinds=False",
                        "method_args={'warmup_steps': 1, 'final_steps': 1, "
                        "'delta_t': 1}",
                        "--out", str(tmp_path / "cells"),

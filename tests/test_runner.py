@@ -13,8 +13,12 @@ import pytest
 from experiments import collect_results, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One traced train-step program per run (step_kinds=False): a 4-step run
+# would compile every step kind for one step each. The tests marked KINDS
+# run the default per-kind programs, one per parallelism.
 TINY = ["model=tiny", "steps=4", "batch_size=8", "eval_batch_size=16",
-        "seq_len=32", "progress=False", "log_every=2"]
+        "seq_len=32", "progress=False", "log_every=2", "step_kinds=False"]
+KINDS = "step_kinds=True"
 FAST = "method_args={'warmup_steps': 1, 'final_steps': 1, 'delta_t': 1}"
 
 
@@ -106,6 +110,7 @@ def test_csv_with_three_classes(tmp_path):
   s = _run(tmp_path / "run", f"train_file={tmp_path / 'train.csv'}",
            "split_fraction=0.25", "method=magnitude", "sparsity=0.5", FAST)
   assert s["labels"] == ["meh", "neg", "pos"]
+  assert s["config"]["step_kinds"] is False   # one traced program
   assert s["train_examples"] == 18 and s["eval_examples"] == {"validation": 6}
   assert "accuracy" in s["metrics"]
   _close(s, 0.5)
@@ -121,9 +126,10 @@ def test_json_lines_regression(tmp_path):
   s = _run(tmp_path / "run", f"train_file={tmp_path / 'train.jsonl'}",
            f"validation_file={tmp_path / 'dev.jsonl'}", "text_column=a",
            "text_pair_column=b", "label_column=score", "regression=True",
-           "method=platon", "sparsity=0.5", FAST)
+           "method=platon", "sparsity=0.5", FAST, KINDS)
   assert set(s["metrics"]) >= {"pearson", "spearman"}
   assert s["primary_metric"] == "pearson" and s["labels"] == "regression"
+  assert s["config"]["step_kinds"] is True    # one program per kind
   _close(s, 0.5)
 
 
@@ -232,7 +238,7 @@ def test_image_smoke_pmap_in_a_fresh_interpreter(tmp_path):
              XLA_FLAGS=os.environ["XLA_FLAGS"].replace(
                  "device_count=8", "device_count=2"))
   subprocess.run([sys.executable, "-m", "experiments.run", "--set", *TINY,
-                  "task=image", "data=smoke", "parallel=pmap", FAST,
+                  "task=image", "data=smoke", "parallel=pmap", FAST, KINDS,
                   f"out={tmp_path}"], check=True, env=env, cwd=ROOT,
                  capture_output=True)
   s = json.loads((tmp_path / "summary.json").read_text())

@@ -166,6 +166,27 @@ def test_fit_raises_on_a_wrong_step_index():
               T, rng=jax.random.key(0), progress=False, log_every=5)
 
 
+def test_step_kinds_false_runs_one_traced_program():
+  x, y = helpers.mlp_data(n=64)
+  tx = jaxprune.magnitude(optax.adamw(1e-2), **KW)
+  loss = lambda p, b, r: (helpers.mlp_loss(p, b["x"], b["y"]), {})
+  results = {}
+  for flag in (True, False):
+    params = helpers.mlp_params()
+    state = tx.init(params)
+    step = train.make_train_step(loss, tx, step_kinds=flag)
+    for s in range(T):
+      params, state, metrics = step(params, state, {"x": x, "y": y},
+                                    jax.random.key(0), s)
+    results[flag] = (params, state)
+    assert ("kind_mismatch" in metrics) == flag
+  _assert_same(results[True], results[False])
+  assert step.step_kinds is None
+  assert step.program(None)._cache_size() == 1   # compiled once for T steps
+  with pytest.raises(ValueError, match="`step_kinds` must be True or False"):
+    train.make_train_step(loss, tx, step_kinds="no")
+
+
 def test_checkpoint_of_the_previous_state_layout_is_refused(tmp_path):
   """A PruneState saved before ``kind_mismatch`` existed does not restore."""
   tx = jaxprune.platon(optax.adamw(1e-2), delta_t=4, **KW)

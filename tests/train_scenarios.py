@@ -20,9 +20,12 @@ STEPS = 12
 
 
 def single(model, batches, tx):
+  """The single-device reference: one traced program (the per-kind
+  programs equal it: tests/test_step_kinds.py), compiled once."""
   params = jax.tree.map(jnp.array, model.params)
   state = tx.init(params)
-  step = train.make_train_step(train.hf.classification_loss(model), tx)
+  step = train.make_train_step(train.hf.classification_loss(model), tx,
+                               step_kinds=False)
   for s in range(STEPS):
     params, state, _ = step(params, state, batches[s], jax.random.PRNGKey(0), s)
   return params, state

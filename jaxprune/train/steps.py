@@ -16,7 +16,9 @@ first use), so ordinary steps carry no ``cond`` (on a GPU each is a host
 synchronisation). The metrics then include ``kind_mismatch``, which
 :func:`jaxprune.train.fit` checks at every log point
 (:func:`jaxprune.step_kinds.check`). A traced step index falls back to the
-traced program.
+traced program, and so does every step with ``step_kinds=False``: one
+program, compiled once, which suits runs of a few steps (smoke tests, short
+CPU runs) where compiling every kind costs more than the syncs it saves.
 
 Frozen inputs (a distillation teacher): every ``make_*_train_step`` takes
 ``frozen=tree``, a pytree the step passes to the loss as a fourth argument,
@@ -68,10 +70,12 @@ __all__ = [
 LossFn = Callable[..., tuple[jax.Array, dict]]
 
 
-def _check_step_args(loss_fn: Any, tx: Any, donate: Any) -> None:
+def _check_step_args(loss_fn: Any, tx: Any, donate: Any,
+                     use_kinds: Any) -> None:
   _validate.check_callable("loss_fn", loss_fn)
   _validate.check_transformation("tx", tx)
   _validate.check_bool("donate", donate)
+  _validate.check_bool("step_kinds", use_kinds)
 
 
 def _grad_step(loss_fn: LossFn, tx: optax.GradientTransformation,
@@ -104,16 +108,18 @@ def _grad_step(loss_fn: LossFn, tx: optax.GradientTransformation,
 
 def _by_kind(tx: optax.GradientTransformation,
              build: Callable[[Any], Callable], frozen: Any = None,
-             place: Callable[[Any], Any] | None = None) -> Callable:
+             place: Callable[[Any], Any] | None = None,
+             use_kinds: bool = True) -> Callable:
   """A step that runs ``build(kind)``'s program for each step's kind.
 
   ``build(None)`` is the traced program: used when ``tx`` holds no pruning
-  transformation (or several) or the step index is not a Python int. With
+  transformation (or several), the step index is not a Python int, or
+  ``use_kinds`` is false. With
   ``frozen`` (not None), ``place(frozen)`` is stored and passed to every
   program as a sixth argument.
   """
-  kinds = (step_kinds.find(tx)
-           if isinstance(tx, optax.GradientTransformationExtraArgs) else None)
+  kinds = (step_kinds.find(tx) if use_kinds and isinstance(
+      tx, optax.GradientTransformationExtraArgs) else None)
   programs: dict = {}
 
   def program(kind):
@@ -168,7 +174,8 @@ def _copy_to(sharding: Any) -> Callable[[Any], Any]:
 
 
 def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
-                    donate: bool = True, frozen: Any = None) -> Callable:
+                    donate: bool = True, frozen: Any = None,
+                    step_kinds: bool = True) -> Callable:
   """A jitted single-device train step.
 
   Args:
@@ -178,6 +185,9 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
     donate: donate params and optimizer state.
     frozen: optional pytree of arrays (a teacher's params) passed to the
       loss, never differentiated, donated or changed (module docstring).
+    step_kinds: one program per step kind (no ``cond`` in ordinary steps;
+      the default) or, if false, one traced program for every step (one
+      compile; module docstring).
 
   Returns:
     ``step(params, opt_state, batch, rng, step_index) -> (params, opt_state,
@@ -198,15 +208,17 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
     >>> int((params["w"] == 0).sum())
     4
   """
-  _check_step_args(loss_fn, tx, donate)
+  _check_step_args(loss_fn, tx, donate, step_kinds)
   return _by_kind(tx, lambda kind: jax.jit(
       _grad_step(loss_fn, tx, None, kind),
-      donate_argnums=(0, 1) if donate else ()), frozen, _copy_to(None))
+      donate_argnums=(0, 1) if donate else ()), frozen, _copy_to(None),
+                  step_kinds)
 
 
 def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
                          axis_name: str = "data", donate: bool = True,
-                         devices=None, frozen: Any = None) -> Callable:
+                         devices=None, frozen: Any = None,
+                         step_kinds: bool = True) -> Callable:
   """A data-parallel ``pmap`` train step: gradients averaged across devices.
 
   Params and optimizer state are replicated (leading device axis), the batch
@@ -216,9 +228,10 @@ def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
 
   ``frozen`` (optional, see :func:`make_train_step`) is given *without* a
   device axis: it is replicated on ``devices`` (default: the local devices)
-  once, here and by ``step.set_frozen``.
+  once, here and by ``step.set_frozen``. ``step_kinds``: as in
+  :func:`make_train_step`.
   """
-  _check_step_args(loss_fn, tx, donate)
+  _check_step_args(loss_fn, tx, donate, step_kinds)
   if not isinstance(axis_name, str) or not axis_name:
     raise ValueError(
         f"`axis_name` must be a non-empty string, got {axis_name!r}")
@@ -236,7 +249,7 @@ def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
       _grad_step(loss_fn, tx, axis_name, kind), axis_name=axis_name,
       in_axes=in_axes,
       donate_argnums=(0, 1) if donate else (), devices=devices),
-                  frozen, replicate)
+                  frozen, replicate, step_kinds)
 
 
 def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
@@ -290,7 +303,8 @@ def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
                             *, param_shardings: Any, opt_state_shardings: Any,
                             batch_sharding: Any, donate: bool = True,
                             frozen: Any = None,
-                            frozen_shardings: Any = None) -> Callable:
+                            frozen_shardings: Any = None,
+                            step_kinds: bool = True) -> Callable:
   """A sharded ``jit`` train step over a ``Mesh`` (data and model axes).
 
   Params and optimizer state keep the given shardings (the pruning state is
@@ -303,9 +317,10 @@ def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
   ``frozen`` (optional, see :func:`make_train_step`) is placed with
   ``frozen_shardings`` (a sharding or a pytree of them, e.g. the student's
   layout for a teacher of the same architecture); default: replicated on
-  the mesh of ``batch_sharding``.
+  the mesh of ``batch_sharding``. ``step_kinds``: as in
+  :func:`make_train_step`.
   """
-  _check_step_args(loss_fn, tx, donate)
+  _check_step_args(loss_fn, tx, donate, step_kinds)
   for name, value in (("param_shardings", param_shardings),
                       ("opt_state_shardings", opt_state_shardings),
                       ("batch_sharding", batch_sharding)):
@@ -331,7 +346,7 @@ def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
                     rep) + frozen_in,
       out_shardings=(param_shardings, opt_state_shardings, rep),
       donate_argnums=(0, 1) if donate else ()),
-                  frozen, _copy_to(frozen_shardings))
+                  frozen, _copy_to(frozen_shardings), step_kinds)
 
 
 def host_local_to_global(batch: Any, sharding: NamedSharding) -> Any:
