@@ -116,6 +116,10 @@ def task_of(cfg_dict: dict[str, Any], family: str,
 def resolve(name_or_path: str) -> str:
   """A local folder for a folder or a hub name.
 
+  A hub name fetches ``config.json``, the safetensors (one file or the
+  shards and their index) and the tokenizer files; ``pytorch_model.bin``
+  only where the model has no safetensors.
+
   Raises:
     FileNotFoundError: a path that does not exist (anything that looks like
       a path: absolute, relative with ``./``, or an existing parent).
@@ -132,10 +136,17 @@ def resolve(name_or_path: str) -> str:
     raise FileNotFoundError(
         f"{name_or_path!r} is not a local folder and huggingface_hub is not "
         "installed to fetch it") from e
-  return snapshot_download(
+  folder = snapshot_download(
       name_or_path, allow_patterns=["config.json", "*.safetensors",
                                     "model.safetensors.index.json",
                                     *_TOKENIZER_FILES])
+  if not any(os.path.isfile(os.path.join(folder, f)) for f in
+             ("model.safetensors", "model.safetensors.index.json")):
+    # Only a PyTorch pickle on the hub: fetch it (read_checkpoint loads it
+    # with torch's weights-only loader or names the safetensors way).
+    folder = snapshot_download(name_or_path,
+                               allow_patterns=["pytorch_model.bin"])
+  return folder
 
 
 # --- reading tensors ----------------------------------------------------------
