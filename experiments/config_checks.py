@@ -38,7 +38,9 @@ AGGREGATES = ("sum", "mean", "l2")
 PARALLEL = ("single", "pmap", "sharded")
 DEFAULT_OPTIMIZER = {"name": "adamw", "weight_decay": 0.01}
 STEP_KEYS = ("warmup_steps", "final_steps", "pruning_steps")
-_STEPS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(epochs?|steps?)\s*$")
+#: ``"N epochs"`` / ``"N steps"`` (N may be fractional); also read by
+#: :func:`experiments.optimizer.to_steps`.
+STEP_COUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(epochs?|steps?)\s*$")
 
 
 def nearest(name: str, choices: Sequence[str]) -> str:
@@ -94,7 +96,7 @@ def check_step_count(name: str, value: Any, *, fraction: bool) -> None:
   elif isinstance(value, float):
     if fraction and 0 <= value < 1:
       return
-  elif isinstance(value, str) and _STEPS_RE.match(value):
+  elif isinstance(value, str) and STEP_COUNT_RE.match(value):
     return
   _fail(name, value, "a step count: an int >= 0, 'N epochs' or 'N steps'"
         + (", or a fraction of the run in [0, 1)" if fraction else ""))

@@ -26,7 +26,6 @@ Schedules (``lr_schedule``):
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Callable
 
 import jax
@@ -34,7 +33,7 @@ import jax.numpy as jnp
 import optax
 
 import jaxprune
-from experiments import methods
+from experiments import config_checks, methods
 
 __all__ = ["decay_mask", "lr_schedule", "make_optimizer",
            "scale_by_mtdnn_adamax", "mtdnn_adamax", "to_steps", "steps_for",
@@ -136,9 +135,6 @@ def make_optimizer(spec: dict, learning_rate: Any) -> optax.GradientTransformati
   raise ValueError(f"optimizer name must be adamw or mtdnn_adamax, got {name!r}")
 
 
-_EPOCHS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(epochs?|steps?)\s*$")
-
-
 def to_steps(value: Any, steps_per_epoch: int, total_steps: int) -> int:
   """``7`` -> 7, ``"2 epochs"`` -> 2 * steps_per_epoch, ``0.1`` -> 10% of T."""
   if isinstance(value, bool):
@@ -150,7 +146,7 @@ def to_steps(value: Any, steps_per_epoch: int, total_steps: int) -> int:
       raise ValueError(f"a float step count is a fraction in [0, 1), got {value}")
     return int(round(value * total_steps))
   if isinstance(value, str):
-    m = _EPOCHS_RE.match(value)
+    m = config_checks.STEP_COUNT_RE.match(value)
     if m:
       n = float(m.group(1))
       return int(round(n * steps_per_epoch)) if m.group(2).startswith(
