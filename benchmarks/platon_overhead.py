@@ -569,12 +569,19 @@ def pieces_section(args, params, tx_platon) -> dict:
 # ---------------------------------------------------------------------- main
 
 
-def random_batch(config: Any, batch: int, seq: int, seed: int) -> dict:
-  """One fixed batch of random token ids and binary labels."""
+def random_batch(config: Any, batch: int, seq: int, seed: int,
+                 tokens: str = "random") -> dict:
+  """One fixed batch of token ids and random binary labels.
+
+  ``tokens="random"``: random ids; ``"same"``: every id the same (a
+  degenerate, tie-heavy batch: the scores it produces are far from random).
+  """
   rng = np.random.default_rng(seed)
+  ids = rng.integers(0, config.vocab_size, (batch, seq))
+  if tokens == "same":
+    ids = np.full((batch, seq), 1000 % config.vocab_size)
   return {
-      "input_ids": jnp.asarray(rng.integers(0, config.vocab_size,
-                                            (batch, seq)), jnp.int32),
+      "input_ids": jnp.asarray(ids, jnp.int32),
       "attention_mask": jnp.ones((batch, seq), jnp.int32),
       "labels": jnp.asarray(rng.integers(0, 2, (batch,)), jnp.int32),
   }
@@ -592,6 +599,9 @@ def main() -> None:
                  "PLATON variants is a selection)")
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--seq", type=int, default=128)
+  p.add_argument("--tokens", choices=("random", "same"), default="random",
+                 help="the batch's token ids: random, or every id the same "
+                 "(tie-heavy scores)")
   p.add_argument("--pieces", dest="pieces", action="store_true", default=True,
                  help="time the pruner's pieces alone (default)")
   p.add_argument("--no-pieces", dest="pieces", action="store_false")
@@ -627,7 +637,7 @@ def main() -> None:
         f"{config.num_hidden_layers} layers x {config.hidden_size}, FFN "
         f"{config.intermediate_size}), {n_all:,} params, {n_sel:,} prunable "
         f"(where='bert'); batch {args.batch} x seq {args.seq}")
-  batch = random_batch(config, args.batch, args.seq, args.seed)
+  batch = random_batch(config, args.batch, args.seq, args.seed, args.tokens)
 
   train, params_final, tx_platon = train_section(args, model, params, batch)
   print_train(train)
