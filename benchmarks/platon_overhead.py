@@ -180,10 +180,12 @@ def make_step(model, tx, kind=None):
   return jax.jit(step, donate_argnums=(0, 1))
 
 
-def schedule_numbers(steps: int, warmup: int) -> dict:
-  """Step counts so that the timed cubic steps stay in the cubic phase."""
-  end = DELTA_T * -(-(DELTA_T + steps) // DELTA_T)  # >= 10 + steps, x10
-  final_steps = steps + 2 * DELTA_T
+def schedule_numbers(steps: int, warmup: int, streamed: int = 0) -> dict:
+  """Step counts so that each variant's timed steps and then its
+  ``streamed`` back-to-back steps stay in its phase (cubic / final)."""
+  run = steps + streamed
+  end = DELTA_T * -(-(DELTA_T + run) // DELTA_T)  # >= 10 + run, x10
+  final_steps = run + 2 * DELTA_T
   total = end + final_steps
   return {
       "total_steps": total, "warmup_steps": 0, "final_steps": final_steps,
@@ -196,8 +198,12 @@ def schedule_numbers(steps: int, warmup: int) -> dict:
 # ------------------------------------------------------------ training steps
 
 
+def _streamed_steps(args) -> int:
+  return args.streamed * args.streamed_rounds if args.streamed else 0
+
+
 def train_section(args, model, params0, batch) -> tuple[dict, Any, Any]:
-  sched = schedule_numbers(args.steps, args.warmup)
+  sched = schedule_numbers(args.steps, args.warmup, _streamed_steps(args))
   print(f"\nPLATON schedule: total_steps={sched['total_steps']}, "
         f"warmup_steps=0, final_steps={sched['final_steps']}, delta_t="
         f"{DELTA_T}: cubic phase 1..{sched['cubic_end']}, final phase "
@@ -450,7 +456,7 @@ def pieces_section(args, params, tx_platon) -> dict:
   del st
 
   f_pl = upd(tx_platon)
-  sched = schedule_numbers(args.steps, args.warmup)
+  sched = schedule_numbers(args.steps, args.warmup, _streamed_steps(args))
   end = sched["cubic_end"]
   p = copy_tree(params)
   state = tx_platon.init(p)
