@@ -20,7 +20,7 @@ from jaxprune import where as W
 model, config = po.build_model("base", 0)
 params = jax.tree.map(jnp.array, model.params)
 rand = po.random_batch(config, 8, 128, 0)
-degen = dict(rand, input_ids=jnp.full((8, 128), 1000, jnp.int32))
+degen = po.random_batch(config, 8, 128, 0, tokens="same")
 def loss_fn(p, b):
   logits = model(b["input_ids"], attention_mask=b["attention_mask"], params=p, train=False).logits
   return optax.softmax_cross_entropy_with_integer_labels(logits, b["labels"]).mean()
@@ -54,7 +54,8 @@ res = {}
 for tname, tx in txs.items():
   upd = jax.jit(lambda g, s, p, tx=tx: tx.update(g, s, p))
   if tname == "platon":
-    kind = jaxprune.step_kind(tx.init(params) and tx, STEP)
+    tx.init(params)  # step_kind reads the schedule of an initialised tx
+    kind = jaxprune.step_kind(tx, STEP)
     fn = jax.jit(lambda g, s, p, tx=tx, kind=kind: tx.update(g, s, p, step_kind=kind))
   else:
     fn = upd
