@@ -12,7 +12,12 @@ Python constants: an ordinary step compiles to the inner optimizer's kernels
 with the score update fused in, and the train steps compile one program per
 kind (a handful per run) and pick it on the host.
 
-A kind gives bitwise the same results as the traced step. A wrong kind (a
+A kind computes the same arithmetic as the traced step: the same masks,
+counts and decisions, and bitwise the same floats where the backend does not
+contract ``a * b + c`` into a fused multiply-add (tested on CPU with
+``XLA_FLAGS=--xla_cpu_max_isa=AVX``). With FMA, which XLA:CPU on AVX2 and
+XLA:GPU use inside a fusion, the two differently fused programs can round a
+float differently in its last bit. A wrong kind (a
 loop whose step counter disagrees with the optimizer state, say after
 resuming with the wrong step) is detected on the device: the state's
 ``kind_mismatch`` flag is set and :func:`check` raises :class:`StepKindError`

@@ -233,8 +233,10 @@ def prune(optimizer: optax.GradientTransformation,
   :class:`~jaxprune.step_kinds.StepKind` of this step from
   ``jaxprune.step_kind(tx, step)``. With it the step's decisions (select,
   apply the masks, the scorer's window) are Python constants and the
-  compiled step has no ``cond``; without it they are traced. Both give
-  bitwise the same results; a kind that contradicts the state sets its
+  compiled step has no ``cond``; without it they are traced. Both give the
+  same masks, and bitwise the same floats unless the backend contracts
+  multiply-adds into FMAs (see :mod:`jaxprune.step_kinds`); a kind that
+  contradicts the state sets its
   ``kind_mismatch`` flag (see :mod:`jaxprune.step_kinds`).
 
   Non-finite gradients: wherever ``g * theta'`` is NaN or inf (either factor

@@ -4,6 +4,16 @@ XLA reads the flag once, when the backend starts, so it is set here before
 anything imports jax.
 """
 import os
+import platform
+
+# No fused multiply-add in the tests' CPU code. XLA contracts ``a * b + c``
+# into an FMA inside a fusion, so two programs that fuse the same arithmetic
+# differently (a step compiled for its kind and the traced step with its
+# ``cond``) can round a float differently in the last bit. Without FMA they
+# agree bit for bit, and tests/test_step_kinds.py asserts that. x86 only: the
+# flag names an x86 instruction set.
+_NO_FMA = (" --xla_cpu_max_isa=AVX"
+           if platform.machine().lower() in ("x86_64", "amd64") else "")
 
 # The tests' programs are tiny and compiled once or twice each: LLVM's
 # cheaper pipeline cuts the suite's CPU time by about 40% (measured on
@@ -13,7 +23,8 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "")
     + " --xla_force_host_platform_device_count=8"
     + " --xla_backend_optimization_level=0"
-    + " --xla_llvm_disable_expensive_passes=true").strip()
+    + " --xla_llvm_disable_expensive_passes=true"
+    + _NO_FMA).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One persistent compilation cache for the whole run, shared by the test
 # workers and the subprocess scenarios (environment variables reach both):

@@ -4,6 +4,9 @@ control flow in the compiled ordinary step, wrong kinds detected.
 The reference is the traced step (``tx.update`` without ``step_kind``), itself
 tested against numpy in the per-method tests.
 """
+import os
+import platform
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,24 +67,42 @@ def _run(tx, hinted, search="adaptive", offset=0):
   return params, state, programs
 
 
+# conftest.py turns fused multiply-add off on x86 CPUs (the only platform
+# whose flag we know): there the traced and the hinted step must agree bit for
+# bit, floats included.
+FMA_OFF = "--xla_cpu_max_isa=AVX" in os.environ.get("XLA_FLAGS", "")
+
+
 def _assert_same(a, b):
-  """Masks, counts and flags bitwise; floats (params, scores, thresholds) to
-  float32 rounding.
+  """Everything bitwise where FMA is off; elsewhere floats to 1e-5.
 
   XLA contracts ``a * b + c`` into a fused multiply-add inside a fusion, and
-  the traced and the hinted step are differently fused programs, so a float
-  may round differently in its last bit (seen: 6 of 96 PLATON scores of one
-  leaf, 1 ulp; SEVEN's cumulative scores drift to 10 ulp over 40 steps).
-  Everything discrete must agree exactly; here it does.
+  the traced and the hinted step are differently fused programs, so with FMA
+  a float may round differently in its last bit (seen: 6 of 96 PLATON scores
+  of one leaf, 1 ulp; SEVEN's cumulative scores drift to 10 ulp over 40
+  steps). Without FMA every leaf is bitwise equal; masks, counts and flags
+  always are.
   """
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     x, y = np.asarray(x), np.asarray(y)
     assert x.dtype == y.dtype and x.shape == y.shape
-    if np.issubdtype(x.dtype, np.floating):
+    if np.issubdtype(x.dtype, np.floating) and not FMA_OFF:
       np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
-    else:  # masks, counts, flags
+    else:
       np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="the no-FMA flag is x86's")
+def test_the_tests_compile_without_fused_multiply_add():
+  """The bitwise comparisons here rely on it: (1 + 2^-12)^2 - (1 + 2^-11) is
+  2^-24 with FMA and 0 when the product is rounded first."""
+  assert FMA_OFF
+  x = jnp.full((64,), 1 + 2.0**-12, jnp.float32)
+  z = jnp.full((64,), -(1 + 2.0**-11), jnp.float32)
+  out = jax.jit(lambda x, z: x * x + z)(x, z)
+  np.testing.assert_array_equal(np.asarray(out), 0.0)
 
 
 # Every method with CPU's search; the GPU/TPU search on global, per-leaf
