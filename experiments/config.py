@@ -68,6 +68,9 @@ class RunConfig:
       MiniLM-L6 for text, ``scratch`` for images, bert-base-uncased for qa].
     random_init: the model's architecture with random weights.
     dtype: compute dtype, ``float32`` or ``bfloat16`` (params stay f32).
+    shared_attention_dropout: one attention-dropout mask shared by the
+      batch and the heads (as HF Flax; the models' default) or, False, one
+      per element (as HF PyTorch); see docs/models.md.
     seq_len, doc_stride, n_best, max_answer_length: text lengths and QA
       decoding.
     image_size, crop_pct: image preprocessing.
@@ -119,6 +122,7 @@ class RunConfig:
   model: str | None = None
   random_init: bool = False
   dtype: str = "float32"
+  shared_attention_dropout: bool = True
   seq_len: int = 128
   doc_stride: int = 128
   n_best: int = 20

@@ -3,6 +3,7 @@ trips, shrinking and bad input.
 
 Fixtures: ``scripts/make_model_fixtures.py`` (its docstring has the command).
 """
+import dataclasses
 import json
 import re
 import os
@@ -388,3 +389,55 @@ def test_structured_pruning_shrinks_to_smaller_config(name):
   want, got = _run(model, inputs, masked), _run(small, inputs)
   for key in want:
     np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["bert", "vit"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_attention_dropout_shared_by_examples_and_heads(arch, shared):
+  """Only attention dropout on: with one mask shared by the batch (the
+  default, as HF Flax), identical examples get identical train-mode logits;
+  with per-element masks (HF PyTorch) they do not."""
+  if arch == "bert":
+    cfg = models.BertConfig(
+        vocab_size=64, hidden_size=16, heads_per_layer=(2, 2), head_dim=8,
+        intermediate_sizes=(32, 32), max_position_embeddings=16, num_labels=2,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.5,
+        classifier_dropout=0.0, shared_attention_dropout=shared)
+    x = jnp.tile(jnp.arange(1, 9, dtype=jnp.int32)[None], (4, 1))
+    model = models.FunctionalModel(models.build(cfg, "sequence_classification"))
+    call = lambda r, train: model(x, params=model.params, train=train,
+                                  dropout_rng=r).logits
+  else:
+    cfg = models.ViTConfig(
+        image_size=8, patch_size=4, num_channels=1, hidden_size=16,
+        heads_per_layer=(2, 2), head_dim=8, intermediate_sizes=(32, 32),
+        num_labels=3, attention_probs_dropout_prob=0.5,
+        shared_attention_dropout=shared)
+    x = jnp.tile(jnp.linspace(0, 1, 64).reshape(1, 1, 8, 8), (4, 1, 1, 1))
+    model = models.FunctionalModel(models.build(cfg, "image_classification"))
+    call = lambda r, train: model(x, params=model.params, train=train,
+                                  dropout_rng=r).logits
+  out = np.asarray(jax.jit(call, static_argnums=1)(jax.random.key(3), True))
+  eval_out = np.asarray(call(None, False))
+  assert not np.allclose(out[0], eval_out[0])  # dropout is on
+  same = all(np.array_equal(out[0], out[i]) for i in range(1, 4))
+  assert same == shared
+
+
+def test_shared_attention_dropout_round_trips_and_is_checked(tmp_path):
+  cfg = models.BertConfig(vocab_size=64, hidden_size=16, heads_per_layer=(2,),
+                          head_dim=8, intermediate_sizes=(32,),
+                          max_position_embeddings=16)
+  assert cfg.shared_attention_dropout is True
+  for value in (True, False):
+    c = dataclasses.replace(cfg, shared_attention_dropout=value)
+    d = json.loads(json.dumps(c.to_hf_dict()))
+    assert d["jaxprune"]["shared_attention_dropout"] is value
+    assert models.config.from_hf_dict(d).shared_attention_dropout is value
+  # A plain HF config.json (no jaxprune section) gets the default.
+  d = cfg.to_hf_dict()
+  del d["jaxprune"]
+  assert models.config.from_hf_dict(d).shared_attention_dropout is True
+  with pytest.raises(models.config.ConfigError,
+                     match="`shared_attention_dropout` must be True or False"):
+    dataclasses.replace(cfg, shared_attention_dropout=1)

@@ -100,6 +100,31 @@ def test_every_config_file_in_the_repo_checks(tmp_path):
           demo.dense_baseline) == (600, 16, 64, 2e-4, True)
 
 
+@pytest.mark.parametrize("model,head,tiny", [
+    ("tiny", "sequence_classification", None),
+    (None, "sequence_classification", None),   # the offline MiniLM folder
+    ("scratch", "image_classification", "vit")])
+@pytest.mark.parametrize("shared", [True, False])
+def test_shared_attention_dropout_key_reaches_the_model(model, head, tiny,
+                                                        shared):
+  from experiments import config
+  from experiments.tasks import base
+  from experiments.tasks import text
+  from jaxprune import models
+  cfg = config.from_dict({"task": "image" if tiny else "text", "model": model,
+                          "shared_attention_dropout": shared})
+  tiny_config = ((lambda: models.ViTConfig(
+      image_size=8, patch_size=4, num_channels=1, hidden_size=16,
+      heads_per_layer=(2,), head_dim=8, intermediate_sizes=(32,),
+      num_labels=2)) if tiny else (lambda: text.tiny_bert_config(
+          64, num_labels=2)))
+  m, _ = base.load_model(cfg.replace(random_init=model is None), head, 2,
+                         tiny_config)
+  assert m.config.shared_attention_dropout is shared
+  with pytest.raises(SystemExit, match="shared_attention_dropout"):
+    run.main(["--set", "shared_attention_dropout=1"])
+
+
 # --- own data, one test per format ------------------------------------------
 
 def test_csv_with_three_classes(tmp_path):

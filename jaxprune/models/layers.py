@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 __all__ = ["Layers", "Linear", "linear", "layer_norm", "activation",
+           "attention_dropout",
            "attention", "compute_dtype", "intercept_linear", "INIT_STD"]
 
 #: Standard deviation of the random init of kernels and embeddings (HF's
@@ -189,5 +190,17 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array,
 def dropout(rate: float) -> nnx.Dropout:
   """An ``nnx.Dropout`` whose random stream is given at call time."""
   return nnx.Dropout(rate)
+
+
+def attention_dropout(rate: float, shared: bool) -> nnx.Dropout:
+  """Dropout on ``(batch, heads, query, key)`` attention weights.
+
+  Args:
+    rate: the drop probability.
+    shared: one ``(query, key)`` mask for every example and head (the former
+      HF Flax models' ``broadcast_dropout=True``); False: an independent
+      mask per element (HF PyTorch).
+  """
+  return nnx.Dropout(rate, broadcast_dims=(0, 1) if shared else ())
 
 

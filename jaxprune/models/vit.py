@@ -87,7 +87,8 @@ class SelfAttention(nnx.Module):
     mk = lambda: L.linear(cfg.hidden_size, w, cfg.dtype, rngs,
                           use_bias=cfg.qkv_bias)
     self.query, self.key, self.value = mk(), mk(), mk()
-    self.dropout = L.dropout(cfg.attention_probs_dropout_prob)
+    self.dropout = L.attention_dropout(cfg.attention_probs_dropout_prob,
+                                       cfg.shared_attention_dropout)
 
   def __call__(self, h, deterministic, rngs):
     return L.attention(self.query(h), self.key(h), self.value(h), None,
