@@ -169,8 +169,8 @@ class BertConfig(_Common):
     shared_attention_dropout: one attention-dropout mask of shape
       ``(query, key)`` shared by the batch's examples and the heads, as the
       HF Flax models had (``broadcast_dropout=True``); False: one per element,
-      as HF PyTorch. Fine-tuning MiniLM-L6 on the demo task, shared masks
-      scored about a point higher (docs/models.md). Written to and read from
+      as HF PyTorch. Fine-tuning MiniLM-L6 densely on the demo task, shared
+      masks scored about a point higher (docs/models.md). Written to and read from
       the ``jaxprune`` section of ``config.json``.
     dtype: compute dtype (``"float32"`` or ``"bfloat16"``); params are
       always float32.
