@@ -108,6 +108,34 @@ def _count_leaf_le(x: jax.Array, thresholds: jax.Array) -> jax.Array:
   return total
 
 
+def _leaf_counts_le(leaves: Sequence[jax.Array], thresholds: jax.Array,
+                    groups: Sequence[int]) -> jax.Array:
+  """``#(x <= t)`` per leaf for its group's thresholds: ``(num_leaves, B)``
+  int32 from float32 ``thresholds`` of shape ``(G, B)``."""
+  return jnp.stack([_count_leaf_le(x, thresholds[g])
+                    for x, g in zip(leaves, groups)])
+
+
+def _group_sums(per_leaf: jax.Array, groups: Sequence[int],
+                num_groups: int) -> jax.Array:
+  """``(num_leaves, ...)`` -> ``(num_groups, ...)`` sums over each group's
+  leaves (a static one-hot contraction)."""
+  if num_groups == 1:
+    return jnp.sum(per_leaf, axis=0, keepdims=True)
+  onehot = jnp.asarray(np.asarray(groups)[None, :]
+                       == np.arange(num_groups)[:, None], per_leaf.dtype)
+  return jnp.tensordot(onehot, per_leaf, axes=1)
+
+
+def _take_counts(per_leaf: jax.Array, idx: jax.Array, take: jax.Array,
+                 old: jax.Array, groups: Sequence[int]) -> jax.Array:
+  """Per leaf, its count at candidate ``idx[g]`` of its group ``g`` where
+  ``take[g]``, else ``old``."""
+  gid = np.asarray(groups, np.int32)
+  new = jnp.take_along_axis(per_leaf, idx[gid][:, None], axis=1)[:, 0]
+  return jnp.where(take[gid], new, old)
+
+
 def count_le(leaves: Sequence[jax.Array], thresholds: jax.Array,
              groups: Sequence[int] | None = None) -> jax.Array:
   """Counts ``#(score <= threshold)`` per group.
@@ -189,36 +217,40 @@ def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
   k = jnp.asarray(k, jnp.int32).reshape(num_groups)
   if groups is None:
     groups = [0] * len(leaves)
-  leaves = [x.astype(jnp.float32) for x in leaves]
+  tau, below, under, passes, _ = _adaptive_search(
+      [x.astype(jnp.float32) for x in leaves], k, list(groups), num_groups)
+  return tau, below, under, passes
 
-  # Bracket: count(lo) < k <= count(hi). lo starts one key below -inf (count
-  # 0 by definition), hi at +inf.
+
+def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
+                     groups: Sequence[int], num_groups: int):
+  """:func:`kth_smallest` on float32 leaves; also returns, per leaf, the
+  counts ``#(x <= under)`` and ``#(x <= tau)`` (``(num_leaves,)`` each)."""
+  # Bracket: count(lo) < k <= count(hi), per group and, for the ties, per
+  # leaf. lo starts one key below -inf (count 0 by definition), hi at +inf.
   lo = jnp.full((num_groups,), _KEY_NEG_INF - 1, jnp.uint32)
   hi = jnp.full((num_groups,), _KEY_POS_INF, jnp.uint32)
   c_lo = jnp.zeros((num_groups,), jnp.int32)
   sizes = np.zeros(num_groups, np.int64)
   for leaf, g in zip(leaves, groups):
     sizes[g] += int(np.prod(leaf.shape))
-  # count(+inf) is the group size (NaN scores are never counted as small).
+  # count(+inf) is taken as the group size for the search; per leaf the
+  # first pass measures it (NaN scores are never counted as small).
   c_hi = jnp.asarray(np.minimum(sizes, np.iinfo(np.int32).max), jnp.int32)
 
   def refine(state, cand):
-    lo, hi, c_lo, c_hi = state
-    counts = count_le(leaves, key_to_float(cand), groups)
-    below = counts < k[:, None]
-    # Tightest lower bound: the largest candidate with count < k.
-    lo_c = jnp.max(jnp.where(below, cand, jnp.uint32(0)), axis=1)
-    c_lo_c = jnp.max(jnp.where(below, counts, -1), axis=1)
-    take_lo = below.any(axis=1) & (lo_c > lo)
-    hi_c = jnp.min(jnp.where(below, jnp.uint32(0xFFFFFFFF), cand), axis=1)
-    c_hi_c = jnp.min(jnp.where(below, jnp.iinfo(jnp.int32).max, counts),
-                     axis=1)
-    take_hi = (~below).any(axis=1) & (hi_c < hi)
-    return (jnp.where(take_lo, lo_c, lo), jnp.where(take_hi, hi_c, hi),
-            jnp.where(take_lo, c_lo_c, c_lo), jnp.where(take_hi, c_hi_c, c_hi))
+    lo, hi, c_lo, c_hi, lo_leaf, hi_leaf = state
+    per_leaf = _leaf_counts_le(leaves, key_to_float(cand), groups)
+    counts = _group_sums(per_leaf, groups, num_groups)
+    lo, hi, c_lo, c_hi, (i_lo, t_lo), (i_hi, t_hi) = _refine(
+        lo, hi, c_lo, c_hi, cand, counts, k)
+    return (lo, hi, c_lo, c_hi,
+            _take_counts(per_leaf, i_lo, t_lo, lo_leaf, groups),
+            _take_counts(per_leaf, i_hi, t_hi, hi_leaf, groups))
 
-  state = (lo, hi, c_lo, c_hi)
-  # Pass 1: candidates are sample order statistics around the target rank.
+  # Pass 1: candidates are sample order statistics around the target rank
+  # (one group) or an even grid; plus +inf, whose per-leaf counts start the
+  # per-leaf bracket (it is not a candidate: count(+inf) may be below k).
   if num_groups == 1 and sizes[0] > 0:
     sample = _sample_keys(leaves, _SAMPLE)
     ns = sample.shape[0]
@@ -229,26 +261,40 @@ def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
     ranks = jnp.clip(jnp.round(q * ns + steps * sigma), 0, ns - 1)
     cand = jnp.clip(sample[ranks.astype(jnp.int32)], _KEY_NEG_INF,
                     _KEY_POS_INF - 1)[None, :]
-    state = refine(state, cand)
+  else:
+    cand = jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k)
+  first = _leaf_counts_le(
+      leaves, key_to_float(jnp.concatenate([cand, hi[:, None]], axis=1)),
+      groups)
+  lo_leaf = jnp.zeros((len(leaves),), jnp.int32)
+  hi_leaf = first[:, -1]
+  first = first[:, :-1]
+  lo, hi, c_lo, c_hi, (i_lo, t_lo), (i_hi, t_hi) = _refine(
+      lo, hi, c_lo, c_hi, cand, _group_sums(first, groups, num_groups), k)
+  state = (lo, hi, c_lo, c_hi,
+           _take_counts(first, i_lo, t_lo, lo_leaf, groups),
+           _take_counts(first, i_hi, t_hi, hi_leaf, groups))
 
   def not_done(carry):
-    (lo, hi, _, _), it = carry
-    return jnp.any(hi - lo > 1) & (it < _MAX_PASSES)
+    state, it = carry
+    return jnp.any(state[1] - state[0] > 1) & (it < _MAX_PASSES)
 
   def body(carry):
-    (lo, hi, c_lo, c_hi), it = carry
+    old, it = carry
+    lo, hi, c_lo, c_hi = old[:4]
     cand = jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k)
     active = hi - lo > 1
     cand = jnp.where(active[:, None], cand, hi[:, None])
     # A finished group keeps its bracket: its filler candidate ``hi`` is
     # defined, not measured (count(+inf) excludes NaN scores).
-    old = (lo, hi, c_lo, c_hi)
     new = refine(old, cand)
-    return tuple(jnp.where(active, n, o) for n, o in zip(new, old)), it + 1
+    gid = np.asarray(groups, np.int32)
+    keep = [active] * 4 + [active[gid]] * 2
+    return tuple(jnp.where(a, n, o) for a, n, o in zip(keep, new, old)), it + 1
 
-  (lo, hi, c_lo, c_hi), passes = jax.lax.while_loop(
+  (lo, hi, c_lo, _, lo_leaf, hi_leaf), passes = jax.lax.while_loop(
       not_done, body, (state, jnp.int32(0)))
-  return key_to_float(hi), c_lo, key_to_float(lo), passes
+  return key_to_float(hi), c_lo, key_to_float(lo), passes, (lo_leaf, hi_leaf)
 
 
 _SEARCH = ["auto"]
@@ -333,30 +379,29 @@ class _Buckets:
                          dtype=jnp.int32))
     return out
 
-  def group_counts(self, thresholds: jax.Array, num_groups: int) -> jax.Array:
-    """``#(score <= t)`` per group: ``(G, B)`` int32."""
-    total = jnp.zeros(thresholds.shape, jnp.int32)
-    for c, gid in zip(self.counts(thresholds), self.gid):
-      if num_groups == 1:
-        total = total + jnp.sum(c, axis=0, keepdims=True)
-      else:
-        onehot = jnp.asarray(gid[None, :] == np.arange(num_groups)[:, None],
-                             jnp.int32)  # (G, L_b), static
-        total = total + jnp.sum(onehot[:, :, None] * c[None], axis=1)
-    return total
-
 
 def _refine(lo, hi, c_lo, c_hi, cand, counts, k):
-  """Tightest bracket ``count(lo) < k <= count(hi)`` given candidate counts."""
+  """Tightest bracket ``count(lo) < k <= count(hi)`` given candidate counts.
+
+  Returns:
+    ``(lo, hi, c_lo, c_hi, (i_lo, take_lo), (i_hi, take_hi))``: the new
+    bracket, and per group the index of the candidate that became ``lo``
+    (``hi``) where ``take_lo`` (``take_hi``) is set.
+  """
   below = counts < k[:, None]
-  lo_c = jnp.max(jnp.where(below, cand, jnp.uint32(0)), axis=1)
+  lo_cands = jnp.where(below, cand, jnp.uint32(0))
+  i_lo = jnp.argmax(lo_cands, axis=1)
+  lo_c = jnp.max(lo_cands, axis=1)
   c_lo_c = jnp.max(jnp.where(below, counts, -1), axis=1)
   take_lo = below.any(axis=1) & (lo_c > lo)
-  hi_c = jnp.min(jnp.where(below, jnp.uint32(0xFFFFFFFF), cand), axis=1)
+  hi_cands = jnp.where(below, jnp.uint32(0xFFFFFFFF), cand)
+  i_hi = jnp.argmin(hi_cands, axis=1)
+  hi_c = jnp.min(hi_cands, axis=1)
   c_hi_c = jnp.min(jnp.where(below, jnp.iinfo(jnp.int32).max, counts), axis=1)
   take_hi = (~below).any(axis=1) & (hi_c < hi)
   return (jnp.where(take_lo, lo_c, lo), jnp.where(take_hi, hi_c, hi),
-          jnp.where(take_lo, c_lo_c, c_lo), jnp.where(take_hi, c_hi_c, c_hi))
+          jnp.where(take_lo, c_lo_c, c_lo), jnp.where(take_hi, c_hi_c, c_hi),
+          (i_lo, take_lo), (i_hi, take_hi))
 
 
 def _initial_bracket(sizes: np.ndarray):
@@ -367,21 +412,35 @@ def _initial_bracket(sizes: np.ndarray):
           jnp.asarray(np.minimum(sizes, np.iinfo(np.int32).max), jnp.int32))
 
 
-def _fixed_search(buckets: _Buckets, k: jax.Array, sizes: np.ndarray):
+def _fixed_search(buckets: _Buckets, k: jax.Array, sizes: np.ndarray,
+                  groups: Sequence[int]):
+  """``(lo, hi, c_lo, lo_leaf, hi_leaf)``: the final bracket of keys, the
+  count below ``hi``, and per leaf ``#(x <= lo)`` and ``#(x <= hi)``."""
+  num_groups = k.shape[0]
   lo, hi, c_lo, c_hi = _initial_bracket(sizes)
+  lo_leaf = jnp.zeros((buckets.num_leaves,), jnp.int32)
+  hi_leaf = None  # measured by the first pass: count(+inf) excludes NaN
   j = jnp.arange(1, _FIXED_CANDIDATES + 1, dtype=jnp.uint32)
   for _ in range(_FIXED_PASSES):
     width = hi - lo  # >= 1
     step = width // 32 + (width % 32 != 0).astype(jnp.uint32)
     cand = jnp.minimum(lo[:, None] + j[None, :] * step[:, None],
                        (hi - 1)[:, None])
-    counts = buckets.group_counts(key_to_float(cand), k.shape[0])
+    thresholds = cand if hi_leaf is not None else jnp.concatenate(
+        [cand, hi[:, None]], axis=1)
+    per_leaf = buckets.per_leaf(buckets.counts(key_to_float(thresholds)))
+    if hi_leaf is None:
+      hi_leaf, per_leaf = per_leaf[:, -1], per_leaf[:, :-1]
+    counts = _group_sums(per_leaf, groups, num_groups)
     # A finished group (width 1: its only candidate is lo) keeps its bracket.
     active = (width > 1)[:, None]
     counts = jnp.where(active, counts, c_hi[:, None])
     cand = jnp.where(active, cand, hi[:, None])
-    lo, hi, c_lo, c_hi = _refine(lo, hi, c_lo, c_hi, cand, counts, k)
-  return lo, hi, c_lo
+    lo, hi, c_lo, c_hi, (i_lo, t_lo), (i_hi, t_hi) = _refine(
+        lo, hi, c_lo, c_hi, cand, counts, k)
+    lo_leaf = _take_counts(per_leaf, i_lo, t_lo, lo_leaf, groups)
+    hi_leaf = _take_counts(per_leaf, i_hi, t_hi, hi_leaf, groups)
+  return lo, hi, c_lo, lo_leaf, hi_leaf
 
 
 def fixed_kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
@@ -420,7 +479,8 @@ def fixed_kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
   sizes = np.zeros(num_groups, np.int64)
   for leaf, g in zip(leaves, groups):
     sizes[g] += int(np.prod(leaf.shape))
-  lo, hi, c_lo = _fixed_search(_Buckets(leaves, groups), k, sizes)
+  lo, hi, c_lo, _, _ = _fixed_search(_Buckets(leaves, groups), k, sizes,
+                                     groups)
   return key_to_float(hi), c_lo, key_to_float(lo)
 
 
@@ -443,14 +503,15 @@ def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
     sizes[g] += int(np.prod(leaf.shape))
   buckets = _Buckets(leaves, groups)
   safe_k = jnp.maximum(k, 1)
-  lo, hi, below = _fixed_search(buckets, safe_k, sizes)
-  tau, under = key_to_float(hi), key_to_float(lo)
+  lo, hi, below, lo_leaf, hi_leaf = _fixed_search(buckets, safe_k, sizes,
+                                                  groups)
+  tau = key_to_float(hi)
   need = k - below  # ties at tau still to prune, per group
   gid = np.asarray(groups, np.int32)
   prefix = jnp.asarray(_segment_prefix(groups))
-  # Per leaf, #(x < tau) and #(x <= tau) in one counting pass.
-  pair = buckets.per_leaf(buckets.counts(jnp.stack([under, tau], axis=1)))
-  ties = pair[:, 1] - pair[:, 0]  # (num_leaves,), leaf order
+  # Per leaf, #(x <= tau) - #(x < tau), with lo the key just under tau: the
+  # search counted both (no counting pass of its own).
+  ties = hi_leaf - lo_leaf  # (num_leaves,), leaf order
   group_ties = jnp.zeros((num_groups,), jnp.int32).at[gid].add(ties)
   # With more to prune than non-NaN scores, the rest are NaN scores.
   extra = jnp.maximum(need - group_ties, 0)
@@ -571,14 +632,12 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
   if _resolve_search(search) == "fixed":
     return _prune_masks_fixed(leaves, k, list(groups), num_groups)
   safe_k = jnp.maximum(k, 1)
-  tau, below, under, _ = kth_smallest(leaves, safe_k, groups, num_groups)
+  tau, below, _, _, (lo_leaf, hi_leaf) = _adaptive_search(
+      [x.astype(jnp.float32) for x in leaves], safe_k, list(groups),
+      num_groups)
   need = k - below  # ties at tau still to prune, per group
-  # Per leaf, #(x < tau) and #(x <= tau) in one counting pass.
-  pair = jnp.stack([under, tau], axis=1)  # (G, 2)
-  tie_counts = []
-  for x, g in zip(leaves, groups):
-    c = _count_leaf_le(x.astype(jnp.float32), pair[g])
-    tie_counts.append(c[1] - c[0])
+  # Per leaf, #(x <= tau) - #(x < tau), counted by the search.
+  tie_counts = list(hi_leaf - lo_leaf)
   # With more to prune than non-NaN scores (tau is then +inf and every tie
   # is taken), the rest are NaN scores, taken in leaf and row-major order.
   group_ties = [jnp.int32(0)] * num_groups
