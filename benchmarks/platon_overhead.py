@@ -37,8 +37,8 @@ each aligned window of 10 consecutive steps, ``(mean(platon) -
 mean(dense)) / mean(dense)`` with the dense steps of the same rounds; the
 *worst single step*, ``(max platon step - median dense) / median dense``;
 and the median overhead of the steps with and without a selection. Targets
-printed beside them (not asserted): final-phase mean <= 5%, worst step <=
-25%, cubic-phase mean <= 3%.
+printed beside them (not asserted), this CPU's: final-phase mean <= 4%,
+cubic-phase mean <= 3%, worst step <= 20%.
 
 The pieces section (``--no-pieces`` to skip) times, on the actual prunable
 leaves of the model (85,017,600 scalars for bert-base: kernels and biases of
@@ -102,7 +102,9 @@ except Exception as e:  # pylint: disable=broad-except
 LR = 8e-5
 SPARSITY = 0.9
 DELTA_T = 10
-TARGETS = {"final_mean": 0.05, "final_worst": 0.25, "cubic_mean": 0.03}
+# Issue 14's targets for this CPU (its GPU targets are 5% and 25%).
+TARGETS = {"final_mean": 0.04, "final_worst": 0.20, "cubic_mean": 0.03,
+           "cubic_worst": 0.20}
 
 
 # ------------------------------------------------------------------- helpers
