@@ -225,7 +225,8 @@ def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
 def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
                      groups: Sequence[int], num_groups: int):
   """:func:`kth_smallest` on float32 leaves; also returns, per leaf, the
-  counts ``#(x <= under)`` and ``#(x <= tau)`` (``(num_leaves,)`` each)."""
+  counts ``#(x <= under)``, ``#(x <= tau)`` and ``#(x <= +inf)`` (the
+  non-NaN scores), ``(num_leaves,)`` each."""
   # Bracket: count(lo) < k <= count(hi), per group and, for the ties, per
   # leaf. lo starts one key below -inf (count 0 by definition), hi at +inf.
   lo = jnp.full((num_groups,), _KEY_NEG_INF - 1, jnp.uint32)
@@ -267,7 +268,7 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
       leaves, key_to_float(jnp.concatenate([cand, hi[:, None]], axis=1)),
       groups)
   lo_leaf = jnp.zeros((len(leaves),), jnp.int32)
-  hi_leaf = first[:, -1]
+  hi_leaf = not_nan = first[:, -1]
   first = first[:, :-1]
   lo, hi, c_lo, c_hi, (i_lo, t_lo), (i_hi, t_hi) = _refine(
       lo, hi, c_lo, c_hi, cand, _group_sums(first, groups, num_groups), k)
@@ -294,7 +295,8 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
 
   (lo, hi, c_lo, _, lo_leaf, hi_leaf), passes = jax.lax.while_loop(
       not_done, body, (state, jnp.int32(0)))
-  return key_to_float(hi), c_lo, key_to_float(lo), passes, (lo_leaf, hi_leaf)
+  return (key_to_float(hi), c_lo, key_to_float(lo), passes,
+          (lo_leaf, hi_leaf, not_nan))
 
 
 _SEARCH = ["auto"]
@@ -625,7 +627,7 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
   if _resolve_search(search) == "fixed":
     return _prune_masks_fixed(leaves, k, list(groups), num_groups)
   safe_k = jnp.maximum(k, 1)
-  tau, below, _, _, (lo_leaf, hi_leaf) = _adaptive_search(
+  tau, below, _, _, (lo_leaf, hi_leaf, not_nan) = _adaptive_search(
       [x.astype(jnp.float32) for x in leaves], safe_k, list(groups),
       num_groups)
   need = k - below  # ties at tau still to prune, per group
@@ -651,12 +653,11 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
   # log-normal float32 scores: 3 equal to the 90% quantile).
   nan_offset = [jnp.int32(0)] * num_groups
   pruned = []
-  for x, g, take, ties in zip(leaves, groups, takes, tie_counts):
+  for i, (x, g, take, ties) in enumerate(zip(leaves, groups, takes,
+                                             tie_counts)):
     xf = x.astype(jnp.float32)
     nan_take = extra[g] - nan_offset[g]  # NaN scores the group still prunes
-    nans = jax.lax.cond(
-        extra[g] > 0, lambda v: jnp.sum(jnp.isnan(v), dtype=jnp.int32),
-        lambda v: jnp.int32(0), xf)
+    nans = int(np.prod(x.shape)) - not_nan[i]
     nan_offset[g] = nan_offset[g] + nans
 
     def ranked(v, t=tau[g], take=take, nan_take=nan_take):
