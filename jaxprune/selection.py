@@ -150,13 +150,12 @@ def count_le(leaves: Sequence[jax.Array], thresholds: jax.Array,
     int32 array ``(G, B)``.
   """
   thresholds = jnp.asarray(thresholds, jnp.float32)
+  if not leaves:
+    return jnp.zeros(thresholds.shape, jnp.int32)
   if groups is None:
     groups = [0] * len(leaves)
-  counts = [jnp.zeros(thresholds.shape[1:], jnp.int32)
-            for _ in range(thresholds.shape[0])]
-  for leaf, g in zip(leaves, groups):
-    counts[g] = counts[g] + _count_leaf_le(leaf, thresholds[g])
-  return jnp.stack(counts)
+  return _group_sums(_leaf_counts_le(leaves, thresholds, groups), groups,
+                     thresholds.shape[0])
 
 
 def _sample_keys(leaves: Sequence[jax.Array], size: int) -> jax.Array:
@@ -239,16 +238,6 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
   # first pass measures it (NaN scores are never counted as small).
   c_hi = jnp.asarray(np.minimum(sizes, np.iinfo(np.int32).max), jnp.int32)
 
-  def refine(state, cand):
-    lo, hi, c_lo, c_hi, lo_leaf, hi_leaf = state
-    per_leaf = _leaf_counts_le(leaves, key_to_float(cand), groups)
-    counts = _group_sums(per_leaf, groups, num_groups)
-    lo, hi, c_lo, c_hi, (i_lo, t_lo), (i_hi, t_hi) = _refine(
-        lo, hi, c_lo, c_hi, cand, counts, k)
-    return (lo, hi, c_lo, c_hi,
-            _take_counts(per_leaf, i_lo, t_lo, lo_leaf, groups),
-            _take_counts(per_leaf, i_hi, t_hi, hi_leaf, groups))
-
   # Pass 1: candidates are sample order statistics around the target rank
   # (one group) or an even grid; plus +inf, whose per-leaf counts start the
   # per-leaf bracket (it is not a candidate: count(+inf) may be below k).
@@ -267,14 +256,10 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
   first = _leaf_counts_le(
       leaves, key_to_float(jnp.concatenate([cand, hi[:, None]], axis=1)),
       groups)
-  lo_leaf = jnp.zeros((len(leaves),), jnp.int32)
-  hi_leaf = not_nan = first[:, -1]
-  first = first[:, :-1]
-  lo, hi, c_lo, c_hi, (i_lo, t_lo), (i_hi, t_hi) = _refine(
-      lo, hi, c_lo, c_hi, cand, _group_sums(first, groups, num_groups), k)
-  state = (lo, hi, c_lo, c_hi,
-           _take_counts(first, i_lo, t_lo, lo_leaf, groups),
-           _take_counts(first, i_hi, t_hi, hi_leaf, groups))
+  not_nan = first[:, -1]
+  state = _advance(
+      (lo, hi, c_lo, c_hi, jnp.zeros((len(leaves),), jnp.int32), not_nan),
+      cand, first[:, :-1], k, groups, num_groups)
 
   def not_done(carry):
     state, it = carry
@@ -288,7 +273,9 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
     cand = jnp.where(active[:, None], cand, hi[:, None])
     # A finished group keeps its bracket: its filler candidate ``hi`` is
     # defined, not measured (count(+inf) excludes NaN scores).
-    new = refine(old, cand)
+    new = _advance(old, cand,
+                   _leaf_counts_le(leaves, key_to_float(cand), groups), k,
+                   groups, num_groups)
     gid = np.asarray(groups, np.int32)
     keep = [active] * 4 + [active[gid]] * 2
     return tuple(jnp.where(a, n, o) for a, n, o in zip(keep, new, old)), it + 1
@@ -406,6 +393,23 @@ def _refine(lo, hi, c_lo, c_hi, cand, counts, k):
           (i_lo, take_lo), (i_hi, take_hi))
 
 
+def _advance(state, cand, per_leaf, k, groups, num_groups, active=None):
+  """One refinement of ``state = (lo, hi, c_lo, c_hi, lo_leaf, hi_leaf)``
+  (the bracket per group, and per leaf the counts at its ends) from the
+  per-leaf counts ``(num_leaves, B)`` at the candidates ``cand`` ``(G, B)``.
+  Where ``active`` is False a group keeps its bracket."""
+  lo, hi, c_lo, c_hi, lo_leaf, hi_leaf = state
+  counts = _group_sums(per_leaf, groups, num_groups)
+  if active is not None:
+    counts = jnp.where(active[:, None], counts, c_hi[:, None])
+    cand = jnp.where(active[:, None], cand, hi[:, None])
+  lo, hi, c_lo, c_hi, (i_lo, t_lo), (i_hi, t_hi) = _refine(
+      lo, hi, c_lo, c_hi, cand, counts, k)
+  return (lo, hi, c_lo, c_hi,
+          _take_counts(per_leaf, i_lo, t_lo, lo_leaf, groups),
+          _take_counts(per_leaf, i_hi, t_hi, hi_leaf, groups))
+
+
 def _initial_bracket(sizes: np.ndarray):
   g = sizes.shape[0]
   return (jnp.full((g,), _KEY_NEG_INF - 1, jnp.uint32),
@@ -418,30 +422,25 @@ def _fixed_search(buckets: _Buckets, k: jax.Array, sizes: np.ndarray,
                   groups: Sequence[int]):
   """``(lo, hi, c_lo, lo_leaf, hi_leaf)``: the final bracket of keys, the
   count below ``hi``, and per leaf ``#(x <= lo)`` and ``#(x <= hi)``."""
-  num_groups = k.shape[0]
-  lo, hi, c_lo, c_hi = _initial_bracket(sizes)
-  lo_leaf = jnp.zeros((buckets.num_leaves,), jnp.int32)
-  hi_leaf = None  # measured by the first pass: count(+inf) excludes NaN
+  state = _initial_bracket(sizes) + (
+      jnp.zeros((buckets.num_leaves,), jnp.int32), None)
   j = jnp.arange(1, _FIXED_CANDIDATES + 1, dtype=jnp.uint32)
   for _ in range(_FIXED_PASSES):
+    lo, hi = state[:2]
     width = hi - lo  # >= 1
     step = width // 32 + (width % 32 != 0).astype(jnp.uint32)
     cand = jnp.minimum(lo[:, None] + j[None, :] * step[:, None],
                        (hi - 1)[:, None])
-    thresholds = cand if hi_leaf is not None else jnp.concatenate(
-        [cand, hi[:, None]], axis=1)
-    per_leaf = buckets.per_leaf(buckets.counts(key_to_float(thresholds)))
-    if hi_leaf is None:
-      hi_leaf, per_leaf = per_leaf[:, -1], per_leaf[:, :-1]
-    counts = _group_sums(per_leaf, groups, num_groups)
+    if state[5] is None:  # first pass: per leaf, count(+inf) excludes NaN
+      per_leaf = buckets.per_leaf(buckets.counts(key_to_float(
+          jnp.concatenate([cand, hi[:, None]], axis=1))))
+      state, per_leaf = state[:5] + (per_leaf[:, -1],), per_leaf[:, :-1]
+    else:
+      per_leaf = buckets.per_leaf(buckets.counts(key_to_float(cand)))
     # A finished group (width 1: its only candidate is lo) keeps its bracket.
-    active = (width > 1)[:, None]
-    counts = jnp.where(active, counts, c_hi[:, None])
-    cand = jnp.where(active, cand, hi[:, None])
-    lo, hi, c_lo, c_hi, (i_lo, t_lo), (i_hi, t_hi) = _refine(
-        lo, hi, c_lo, c_hi, cand, counts, k)
-    lo_leaf = _take_counts(per_leaf, i_lo, t_lo, lo_leaf, groups)
-    hi_leaf = _take_counts(per_leaf, i_hi, t_hi, hi_leaf, groups)
+    state = _advance(state, cand, per_leaf, k, groups, k.shape[0],
+                     active=width > 1)
+  lo, hi, c_lo, _, lo_leaf, hi_leaf = state
   return lo, hi, c_lo, lo_leaf, hi_leaf
 
 
