@@ -94,11 +94,14 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
     lf = local.astype(jnp.float32)
     sens_tree = sensitivity(grads, new_params, params, step, inner_state)
 
-    # Element-wise passes per tensor, in the order Ubar, Ibar, Iwin: each
-    # reads the old Iwin (and Ubar the old Ibar) before it is overwritten in
-    # place; `after` makes that order a data dependence, without which XLA
-    # copies Iwin and Ibar first (2-3x the cost of the update at BERT-base
-    # size on CPU). Weights whose sensitivity is NaN or inf keep their state.
+    # Element-wise passes per tensor, in the order Ibar, Ubar, Iwin: each
+    # reads the old Iwin before the last overwrites it in place. Ubar reads
+    # the new Ibar (equal to the EMA it needs wherever it changes), and Iwin
+    # waits for Ubar through `after`: data dependences, without which XLA
+    # copies Iwin first (2-3x the cost of the update at BERT-base size on
+    # CPU). This order also leaves nothing for XLA:CPU, which does not fuse
+    # several outputs into one pass, to materialise between the passes.
+    # Weights whose sensitivity is NaN or inf keep their state.
     ok_tree = jax.tree.map(jnp.isfinite, sens_tree)
 
     # Each EMA is written with one product (x + (1 - b) (y - x)), so
@@ -106,11 +109,10 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
     # it: the traced and the hinted step (differently fused programs) then
     # round alike, bit for bit.
     def ema(iwin, ibar, ubar, ok, upd):
-      new_ibar = ibar + (1 - beta1) * (iwin - ibar)
+      ibar = jnp.where(upd & ok, ibar + (1 - beta1) * (iwin - ibar), ibar)
       ubar = jnp.where(
           upd & ok,
-          ubar + (1 - beta2) * (jnp.abs(iwin - new_ibar) - ubar), ubar)
-      ibar = jnp.where(upd & ok & _common.after(ubar), new_ibar, ibar)
+          ubar + (1 - beta2) * (jnp.abs(iwin - ibar) - ubar), ubar)
       return ibar, ubar
 
     def ema_all(flag, ibar_t, ubar_t):
@@ -138,7 +140,7 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
       else:
         new_iwin = sens if boundary else (iwin * lf + sens) / (lf + 1.0)
       if hint is None or boundary:  # the EMA passes read the old Iwin
-        ok = ok & _common.after(ibar) & _common.after(ubar)
+        ok = ok & _common.after(ubar)  # Ubar is computed from the new Ibar
       return jnp.where(ok, new_iwin, iwin)
 
     iwin_t = jax.tree.map(window, state.iwin, ibar_t, ubar_t, sens_tree,
