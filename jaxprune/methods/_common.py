@@ -32,7 +32,7 @@ def never(step: Any) -> jax.Array:
 
 
 def after(x: jax.Array) -> jax.Array:
-  """An all-``True`` bool array that XLA must compute from ``x``.
+  """An all-``True`` bool array shaped like ``x`` that XLA must compute from it.
 
   ``jnp.where(cond & after(x), new, old)`` equals ``jnp.where(cond, new,
   old)`` but is ordered after ``x``. A score update that writes several
@@ -40,7 +40,16 @@ def after(x: jax.Array) -> jax.Array:
   ``Ubar`` and ``Ibar`` read the old ``Iwin``, which the same step
   overwrites) otherwise makes XLA copy those buffers first, since it only
   orders passes by data dependence: at BERT-base size the copies cost more
-  than the update itself. ``x == x | isnan(x)`` is true for every float and
-  element-wise, so the dependence needs no communication under any sharding.
+  than the update itself.
+
+  On CPU it reads one entry of ``x``: XLA:CPU runs each pass as its own loop
+  (it fuses no several outputs into one), so an element-wise dependence
+  would read all of ``x`` once more only to order the pass. Elsewhere it is
+  element-wise, ``x == x | isnan(x)`` (true for every float), which needs no
+  communication under any sharding and which XLA:GPU computes inside the
+  pass that writes ``x``.
   """
+  if jax.default_backend() == "cpu" and x.size:
+    first = x[(0,) * x.ndim]
+    return jnp.broadcast_to((first == first) | jnp.isnan(first), x.shape)
   return (x == x) | jnp.isnan(x)
