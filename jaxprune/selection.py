@@ -651,7 +651,7 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
   # leaf needs it. Ties at tau are common on large score sets (85M
   # log-normal float32 scores: 3 equal to the 90% quantile).
   nan_offset = [jnp.int32(0)] * num_groups
-  pruned = []
+  masks = []
   for i, (x, g, take, ties) in enumerate(zip(leaves, groups, takes,
                                              tie_counts)):
     xf = x.astype(jnp.float32)
@@ -659,17 +659,18 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
     nans = int(np.prod(x.shape)) - not_nan[i]
     nan_offset[g] = nan_offset[g] + nans
 
-    def ranked(v, t=tau[g], take=take, nan_take=nan_take):
+    # Each branch returns the keep-mask itself (no pass of its own to
+    # negate it on XLA:CPU, which fuses nothing across a conditional).
+    def ranked(v, t=tau[g], take=take, nan_take=nan_take, kpos=k[g] > 0):
       isnan = jnp.isnan(v)
-      return ((v < t) | _tie_rank_mask(v, t, take)
-              | (isnan & (_row_major_rank(isnan) <= nan_take)))
+      return ~(((v < t) | _tie_rank_mask(v, t, take)
+                | (isnan & (_row_major_rank(isnan) <= nan_take))) & kpos)
 
-    def simple(v, t=tau[g], take=take, ties=ties):
-      return (v < t) | ((v == t) & (take == ties) & (take > 0))
+    def simple(v, t=tau[g], take=take, ties=ties, kpos=k[g] > 0):
+      return ~(((v < t) | ((v == t) & (take == ties) & (take > 0))) & kpos)
 
     rare = ((take > 0) & (take < ties)) | ((nan_take > 0) & (nans > 0))
-    pruned.append(jax.lax.cond(rare, ranked, simple, xf))
-  masks = [~(p & (k[g] > 0)) for p, g in zip(pruned, groups)]
+    masks.append(jax.lax.cond(rare, ranked, simple, xf))
   return masks, _report_tau(tau, extra, k)
 
 
