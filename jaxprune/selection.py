@@ -65,6 +65,9 @@ _FIXED_PASSES = 7  # ceil(W0 / 32**7) == 1 for the initial width W0 < 2**32
 _SIGN = np.uint32(0x80000000)
 _KEY_NEG_INF = np.uint32(0x007FFFFF)  # ordered key of -inf
 _KEY_POS_INF = np.uint32(0xFF800000)  # ordered key of +inf
+# Ordered key of the largest negative denormal, the first key of the class
+# {denormals, -0, +0} that compares equal to 0 under flush-to-zero.
+_KEY_ZERO_CLASS = np.uint32(0x7F800000)
 
 
 def float_to_key(x: jax.Array) -> jax.Array:
@@ -184,7 +187,21 @@ def _candidates(lo, hi, c_lo, c_hi, k):
   fracs = jnp.concatenate([grid, around])
   offsets = jnp.clip(fracs * width_f, 1.0, 4294967040.0).astype(jnp.uint32)
   offsets = jnp.clip(offsets, jnp.uint32(1), width - 1)
-  return lo + offsets
+  cand = lo + offsets
+  # Under flush-to-zero (XLA:CPU, XLA:GPU) the 2**24 keys of +-0 and the
+  # denormals all count alike, so a k-th smallest score of 0 (all-zero
+  # scores, or k inside a block of exact zeros) is found only at the first
+  # of them, which grids and interpolation reach after ~9 passes. Where the
+  # bracket holds it, that key and the one below replace the outermost
+  # interpolation pair: such a bracket closes in one pass. The answer is the
+  # same either way (the smallest key whose count reaches k).
+  z = jnp.uint32(_KEY_ZERO_CLASS)
+  n_pair = n_grid  # index of frac - 2**-3; frac + 2**-3 is n_pair + 4
+  cand = cand.at[n_pair].set(jnp.where((lo < z - 1) & (z - 1 < hi), z - 1,
+                                       cand[n_pair]))
+  cand = cand.at[n_pair + 4].set(jnp.where((lo < z) & (z < hi), z,
+                                           cand[n_pair + 4]))
+  return cand
 
 
 def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,

@@ -66,6 +66,14 @@ def test_method_overhead_train_tiny(tmp_path):
     assert {"times_s", "median_s", "overhead_mean"} <= set(r[kind])
 
 
+def test_update_kinds_one_layer(tmp_path):
+  out = _run("update_kinds.py", str(tmp_path / "u.json"), "--layers", "1",
+             "--rounds", "1", "--warmup", "1")
+  assert set(out["results"]) == {"dense", "boundary", "final", "select"}
+  for row in out["results"].values():
+    assert len(row["times_s"]) == 1 and row["median_s"] > 0
+
+
 def test_memory_tiny(tmp_path):
   out = _run("memory.py", str(tmp_path / "mem.json"), "--model-size", "tiny",
              "--methods", "platon", "--traced-only", "--train-step-methods")

@@ -70,6 +70,26 @@ def test_global_exact_k(kind, seed, jit):
               (abs(float(tau[0])) < tiny and abs(expected_tau) < tiny))
 
 
+@pytest.mark.parametrize("nonzero", [0.0, 0.5])
+def test_threshold_among_zeros_closes_in_one_pass(nonzero):
+  # Under flush-to-zero the 2**24 keys of +-0 and the denormals count alike:
+  # a k-th smallest score of 0 is found at the first of them. The search
+  # tries that key as soon as the bracket holds it (it took 9 more passes
+  # through those keys before), and the masks stay exact.
+  rng = np.random.default_rng(0)
+  x = (rng.random((200, 300)) * (rng.random((200, 300)) < nonzero)
+       ).astype(np.float32)
+  k = int(0.3 * x.size)
+  tau, _, _, passes = jax.jit(selection.kth_smallest)([jnp.asarray(x)],
+                                                      jnp.array([k]))
+  assert abs(float(tau[0])) < np.finfo(np.float32).tiny
+  assert int(passes) == 1
+  masks, tau = jax.jit(selection.prune_masks)([jnp.asarray(x)],
+                                              jnp.array([k]))
+  np.testing.assert_array_equal(np.asarray(masks[0]), numpy_keep([x], k)[0])
+  assert float(tau[0]) == 0.0
+
+
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize("kind", ["normal", "zeros", "ints"])
 def test_per_leaf_exact_k(kind, jit):
