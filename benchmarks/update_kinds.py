@@ -9,7 +9,10 @@ params, random normal params and gradients) followed by
 ``optax.apply_updates``, jitted with params and state donated, once per step
 kind (``jaxprune.step_kind``): a window boundary without selection, an
 ordinary final-phase step applying the stored mask, and a selection step;
-against ``optax.adamw`` alone. No forward or backward pass: this isolates
+against ``optax.adamw`` alone. Each pruning variant runs at the last step of
+its kind in the 10,000-step schedule (the state's counters are set to it
+before every call, as in ``method_overhead.py``), so the selection prunes
+``floor(0.9 N)`` weights. No forward or backward pass: this isolates
 what pruning adds to a step, which ``platon_overhead.py`` measures inside
 the whole train step. Each variant keeps its own params and state and feeds
 its outputs back; the variants run round-robin, ``--rounds`` times, each
@@ -42,6 +45,8 @@ import numpy as np
 import optax
 
 import gpu_proxy as G  # pylint: disable=g-import-not-at-top
+import jaxprune  # pylint: disable=g-import-not-at-top
+from method_overhead import set_step  # pylint: disable=g-import-not-at-top
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,18 +88,24 @@ def main(argv=None) -> dict:
   dense = optax.adamw(G.LR)
   tx = G.make_tx("platon", clip_norm=None)
   jax.eval_shape(tx.init, shapes)
-  kinds = G.step_kinds(tx, "platon")
   variants = {"dense": (dense, _jitted(dense, None))}
-  for name, label in KINDS.items():
-    hint = next(k["hint"] for k in kinds if label in k["kind"])
+  steps = {}
+  for step in range(G.TOTAL_STEPS):  # the last step of each kind
+    hint = jaxprune.step_kind(tx, step)
+    for name, label in KINDS.items():
+      if label in str(hint):
+        steps[name] = (step, hint)
+  for name, (step, hint) in steps.items():
     variants[name] = (tx, _jitted(tx, hint))
+  at = lambda name, state: (state if name == "dense" else
+                            set_step(state, steps[name][0]))
   live = {}
   for name, (t, fn) in variants.items():
     prm = jax.tree.map(jnp.copy, params)
     t0 = time.perf_counter()
     state = (prm, t.init(prm))
     for _ in range(args.warmup):
-      state = fn(*state, grads)
+      state = fn(state[0], at(name, state[1]), grads)
       jax.block_until_ready(state)
     live[name] = state
     print(f"{name:9s} compile + {args.warmup} calls "
@@ -105,8 +116,9 @@ def main(argv=None) -> dict:
     names = names[r % len(names):] + names[:r % len(names)]
     for name in names:
       fn = variants[name][1]
+      prm, st = live[name][0], at(name, live[name][1])
       t0 = time.perf_counter()
-      live[name] = fn(*live[name], grads)
+      live[name] = fn(prm, st, grads)
       jax.block_until_ready(live[name])
       times[name].append(time.perf_counter() - t0)
   dense_med = float(np.median(times["dense"]))
@@ -117,6 +129,9 @@ def main(argv=None) -> dict:
                   "median_over_dense": med / dense_med}
     print(f"{name:9s} median {med:.3f} s  min {min(ts):.3f} s  "
           f"x{med / dense_med:.2f} dense", flush=True)
+  for name, (step, hint) in steps.items():
+    rows[name]["step"] = step
+    rows[name]["step_kind"] = str(hint)
   result = {"benchmark": "update_kinds", "config": vars(args),
             "environment": G.environment(), "results": rows}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
