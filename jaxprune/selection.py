@@ -543,11 +543,8 @@ def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
   def split(values):  # (num_leaves, ...) leaf order -> per bucket
     return [values[idx] for idx in buckets.index]
 
-  def expand(v, x):
-    return v.reshape(v.shape + (1,) * (x.ndim - 1))
-
   def simple(_):  # every leaf prunes all of its ties at tau, or none
-    return [(x < expand(t, x)) | ((x == expand(t, x)) & expand(f, x))
+    return [(x < _expand_to(t, x)) | ((x == _expand_to(t, x)) & _expand_to(f, x))
             for x, t, f in zip(buckets.stacks, split(tau_l), split(full))]
 
   def ranked(_):
@@ -557,18 +554,16 @@ def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
     out = []
     for x, t, tk, nt in zip(buckets.stacks, split(tau_l), split(take),
                             split(nan_take)):
-      eq = x == expand(t, x)
-      isnan = jnp.isnan(x)
-      out.append((x < expand(t, x))
-                 | (eq & (_row_major_rank(eq, 1) <= expand(tk, x)))
-                 | (isnan & (_row_major_rank(isnan, 1) <= expand(nt, x))))
+      t = _expand_to(t, x)
+      out.append((x < t) | _first_true(x == t, tk, 1)
+                 | _first_true(jnp.isnan(x), nt, 1))
     return out
 
   pruned = jax.lax.cond(jnp.any(partial) | jnp.any(extra > 0), ranked, simple,
                         None)
   masks = [None] * len(leaves)
   for p, idx, kp in zip(pruned, buckets.index, split(kpos)):
-    p = p & expand(kp, p)
+    p = p & _expand_to(kp, p)
     for j, i in enumerate(idx):
       masks[int(i)] = ~p[j]
   return masks, _report_tau(tau, extra, k)
@@ -581,31 +576,47 @@ def _report_tau(tau, extra, k):
   return jnp.where(k > 0, tau, -jnp.inf)
 
 
-def _row_major_rank(flag: jax.Array, batch_dims: int = 0) -> jax.Array:
-  """Inclusive count of ``True`` entries up to each entry, in row-major order.
+def _first_true(flag: jax.Array, take: jax.Array,
+                batch_dims: int = 0) -> jax.Array:
+  """``flag`` restricted to its first ``take`` ``True`` entries, row-major.
 
-  A cumsum along the last axis plus the exclusive prefix sum of the row
-  totals, instead of one cumsum over the flattened array: for an array
-  sharded along a leading axis the long scan stays local to each shard and
-  only the short vector of row totals crosses devices (a scan over a
-  flattened sharded array measured minutes at 7M entries on 8 fake CPU
-  devices). The first ``batch_dims`` axes index independent arrays (a
-  bucket of stacked leaves).
+  Equals ``flag & (inclusive row-major count of flag <= take)`` without a
+  scan over the array (a cumsum of every entry costs ~15 ns per entry on
+  XLA:CPU and many passes on XLA:GPU). With rows along the last axis: the row
+  ``r`` that holds the ``take``-th entry is the number of rows whose running
+  total stays below ``take``; that row, extracted by a masked sum over the
+  rows, is scanned alone for the column ``j`` of the entry; the answer is
+  every entry at flat row-major index ``<= r * C + j``. Apart from scans of
+  one row and of the row totals everything is a reduction or element-wise,
+  so for an array sharded along any axis only row- or column-length vectors
+  cross devices. The first ``batch_dims`` axes index independent arrays (a
+  bucket of stacked leaves); ``take`` has their shape (``<= 0``: nothing).
   """
-  c = flag.astype(jnp.int32)
-  lead = c.shape[:batch_dims]
-  if c.ndim - batch_dims <= 1:
-    return jnp.cumsum(c.reshape(lead + (-1,)), axis=-1).reshape(c.shape)
-  within = jnp.cumsum(c, axis=-1)
-  rows = jnp.sum(c, axis=-1).reshape(lead + (-1,))
-  before = (jnp.cumsum(rows, axis=-1) - rows).reshape(c.shape[:-1])
-  return within + before[..., None]
+  lead = flag.shape[:batch_dims]
+  take = jnp.asarray(take, jnp.int32)
+  if flag.ndim - batch_dims == 0 or flag.size == 0:
+    return flag & (_expand_to(take, flag) >= 1)
+  cols = flag.shape[-1]
+  f = flag.reshape(lead + (-1, cols))  # (..., R, C)
+  rows = jnp.sum(f, axis=-1, dtype=jnp.int32)  # (..., R)
+  row_idx = jnp.arange(rows.shape[-1], dtype=jnp.int32)
+  r = jnp.sum(jnp.cumsum(rows, axis=-1) < take[..., None], axis=-1,
+              dtype=jnp.int32)  # R where take exceeds the total
+  rem = take - jnp.sum(jnp.where(row_idx < r[..., None], rows, 0), axis=-1)
+  row_r = jnp.sum(f & (row_idx == r[..., None])[..., None], axis=-2,
+                  dtype=jnp.int32)  # (..., C)
+  j = jnp.sum(jnp.cumsum(row_r, axis=-1) < rem[..., None], axis=-1,
+              dtype=jnp.int32)
+  cut = jnp.where(take > 0, r * cols + j, -1)
+  flat = jax.lax.broadcasted_iota(jnp.int32, f.shape, f.ndim - 2) * cols + \
+      jax.lax.broadcasted_iota(jnp.int32, f.shape, f.ndim - 1)
+  return flag & (flat <= cut[..., None, None]).reshape(flag.shape)
 
 
-def _tie_rank_mask(x: jax.Array, tau: jax.Array, take: jax.Array) -> jax.Array:
-  """True on the first ``take`` entries equal to ``tau`` (row-major order)."""
-  eq = x == tau
-  return eq & (_row_major_rank(eq) <= take)
+def _expand_to(v: jax.Array, x: jax.Array) -> jax.Array:
+  """``v`` (the leading axes of ``x``) with singleton axes for the rest."""
+  v = jnp.asarray(v)
+  return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
 
 
 def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
@@ -663,9 +674,9 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
     offset[g] = offset[g] + ties
   # A conditional per leaf (this search is the CPU's, where control flow
   # costs nothing): only a leaf that prunes part of its ties at tau (at most
-  # one per group) or NaN scores ranks its entries, a row-major scan that
-  # costs ~15 ns per entry on XLA:CPU, rather than every leaf whenever any
-  # leaf needs it. Ties at tau are common on large score sets (85M
+  # one per group) or NaN scores picks its first ones in row-major order
+  # (:func:`_first_true`: two reductions and an element-wise pass), rather
+  # than every leaf whenever any leaf needs it. Ties at tau are common on large score sets (85M
   # log-normal float32 scores: 3 equal to the 90% quantile).
   nan_offset = [jnp.int32(0)] * num_groups
   masks = []
@@ -680,8 +691,8 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
     # negate it on XLA:CPU, which fuses nothing across a conditional).
     def ranked(v, t=tau[g], take=take, nan_take=nan_take, kpos=k[g] > 0):
       isnan = jnp.isnan(v)
-      return ~(((v < t) | _tie_rank_mask(v, t, take)
-                | (isnan & (_row_major_rank(isnan) <= nan_take))) & kpos)
+      return ~(((v < t) | _first_true(v == t, take)
+                | _first_true(isnan, nan_take)) & kpos)
 
     def simple(v, t=tau[g], take=take, ties=ties, kpos=k[g] > 0):
       return ~(((v < t) | ((v == t) & (take == ties) & (take > 0))) & kpos)

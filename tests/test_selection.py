@@ -157,10 +157,27 @@ def test_property_random_shapes_ties_and_k(sizes, distinct, frac, seed):
 
 
 @pytest.mark.parametrize("shape", [(), (7,), (5, 9), (3, 4, 6), (2, 3, 2, 5),
-                                   (0, 4)])
-def test_row_major_rank_is_a_flat_cumsum(shape):
-  rng = np.random.default_rng(len(shape))
+                                   (0, 4), (6, 1), (1, 8)])
+def test_first_true_keeps_the_first_take_in_row_major_order(shape):
+  rng = np.random.default_rng(len(shape) + sum(shape))
   flag = rng.random(shape) < 0.4
-  rank = jax.jit(selection._row_major_rank)(jnp.asarray(flag))  # pylint: disable=protected-access
-  np.testing.assert_array_equal(
-      np.asarray(rank), np.cumsum(flag.reshape(-1)).reshape(shape))
+  first = jax.jit(selection._first_true)  # pylint: disable=protected-access
+  for take in (-1, 0, 1, 2, int(flag.sum()) // 2, int(flag.sum()),
+               int(flag.sum()) + 3):
+    want = flag & (np.cumsum(flag.reshape(-1)).reshape(shape) <= take)
+    np.testing.assert_array_equal(
+        np.asarray(first(jnp.asarray(flag), jnp.int32(take))), want)
+
+
+@pytest.mark.parametrize("shape", [(3, 7), (4, 5, 9), (2, 3, 4, 6)])
+def test_first_true_per_stacked_leaf(shape):
+  """``batch_dims=1``: each leaf of a bucket keeps its own first ``take``."""
+  rng = np.random.default_rng(sum(shape))
+  flag = rng.random(shape) < 0.5
+  counts = flag.reshape(shape[0], -1).sum(axis=1)
+  take = np.array([rng.integers(-1, c + 2) for c in counts], np.int32)
+  got = jax.jit(selection._first_true, static_argnums=2)(  # pylint: disable=protected-access
+      jnp.asarray(flag), jnp.asarray(take), 1)
+  for f, t, g in zip(flag, take, np.asarray(got)):
+    np.testing.assert_array_equal(
+        g, f & (np.cumsum(f.reshape(-1)).reshape(f.shape) <= t))
