@@ -544,8 +544,11 @@ def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
     return [values[idx] for idx in buckets.index]
 
   def simple(_):  # every leaf prunes all of its ties at tau, or none
-    return [(x < _expand_to(t, x)) | ((x == _expand_to(t, x)) & _expand_to(f, x))
-            for x, t, f in zip(buckets.stacks, split(tau_l), split(full))]
+    out = []
+    for x, t, f in zip(buckets.stacks, split(tau_l), split(full)):
+      t = _expand_to(t, x)
+      out.append((x < t) | ((x == t) & _expand_to(f, x)))
+    return out
 
   def ranked(_):
     nans = buckets.per_leaf([jnp.sum(jnp.isnan(x), axis=tuple(
@@ -675,9 +678,9 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
   # A conditional per leaf (this search is the CPU's, where control flow
   # costs nothing): only a leaf that prunes part of its ties at tau (at most
   # one per group) or NaN scores picks its first ones in row-major order
-  # (:func:`_first_true`: two reductions and an element-wise pass), rather
-  # than every leaf whenever any leaf needs it. Ties at tau are common on large score sets (85M
-  # log-normal float32 scores: 3 equal to the 90% quantile).
+  # (:func:`_first_true`: reductions and an element-wise pass), rather than
+  # every leaf whenever any leaf needs it. Ties at tau are common on large
+  # score sets (85M log-normal float32 scores: 3 equal to the 90% quantile).
   nan_offset = [jnp.int32(0)] * num_groups
   masks = []
   for i, (x, g, take, ties) in enumerate(zip(leaves, groups, takes,

@@ -176,8 +176,9 @@ def test_first_true_per_stacked_leaf(shape):
   flag = rng.random(shape) < 0.5
   counts = flag.reshape(shape[0], -1).sum(axis=1)
   take = np.array([rng.integers(-1, c + 2) for c in counts], np.int32)
-  got = jax.jit(selection._first_true, static_argnums=2)(  # pylint: disable=protected-access
-      jnp.asarray(flag), jnp.asarray(take), 1)
+  first = selection._first_true  # pylint: disable=protected-access
+  got = jax.jit(first, static_argnums=2)(jnp.asarray(flag), jnp.asarray(take),
+                                         1)
   for f, t, g in zip(flag, take, np.asarray(got)):
     np.testing.assert_array_equal(
         g, f & (np.cumsum(f.reshape(-1)).reshape(f.shape) <= t))
