@@ -693,8 +693,9 @@ def prune_masks(leaves: Sequence[jax.Array], k: jax.Array,
     # Each branch returns the keep-mask itself (no pass of its own to
     # negate it on XLA:CPU, which fuses nothing across a conditional).
     def ranked(v, t=tau[g], take=take, nan_take=nan_take, kpos=k[g] > 0):
+      isnan = jnp.isnan(v)
       return ~(((v < t) | _first_true(v == t, take)
-                | _first_true(jnp.isnan(v), nan_take)) & kpos)
+                | _first_true(isnan, nan_take)) & kpos)
 
     def simple(v, t=tau[g], take=take, ties=ties, kpos=k[g] > 0):
       return ~(((v < t) | ((v == t) & (take == ties) & (take > 0))) & kpos)
