@@ -62,7 +62,7 @@ def fake_demo(monkeypatch):
   return calls
 
 
-def test_grid_resumes_and_writes_tables(tmp_path, fake_demo):
+def test_grid_resumes_and_writes_tables(tmp_path, fake_demo, capsys):
   argv = ["--methods", "platon", "cam_cut", "platon+kd", "--sparsities",
           "0.5", "0.9",
           "--seeds", "2", "--set", "steps=3", "--out", str(tmp_path / "cells"),
@@ -99,6 +99,24 @@ def test_grid_resumes_and_writes_tables(tmp_path, fake_demo):
   key = lambda r: json.dumps({k: v for k, v in r.items()
                               if k != "wall_seconds"}, sort_keys=True)
   assert sorted(map(key, again)) == sorted(map(key, rows))
+
+  # Resumed elsewhere (the run folders are not committed): the dense model
+  # is trained again for the cells that need its params, once per seed,
+  # and its cell is kept.
+  os.remove(tmp_path / "runs" / "dense_s1.msgpack")
+  os.remove(tmp_path / "cells" / "cam_cut_0.9_s1.json")
+  os.remove(tmp_path / "cells" / "platon+kd_0.5_s1.json")
+  cell = tmp_path / "cells" / "dense_s1.json"
+  cell.write_text(cell.read_text().replace('"accuracy": 0.91',
+                                           '"accuracy": 0.5'))
+  del fake_demo[:]
+  capsys.readouterr()
+  compare.main(argv)
+  assert ("the dense model of seed 1 trained again reaches 91.00, its cell "
+          "says 50.00") in capsys.readouterr().out
+  assert fake_demo == [("dense", 0.0, 1, False), ("cam_cut", 0.9, 1, True),
+                       ("platon+kd", 0.5, 1, True)]
+  assert os.path.exists(tmp_path / "runs" / "dense_s1.msgpack")
 
 
 @pytest.mark.parametrize("argv, match", [
