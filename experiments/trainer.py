@@ -50,15 +50,6 @@ def batched_predict(fn: Callable, params: Any, n: int,
   return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
 
 
-def _replicate(x: Any, devices: list) -> jax.Array:
-  """One copy of ``x`` per device along a new leading axis (for ``pmap``)."""
-  x = np.asarray(x)
-  shape = (len(devices),) + x.shape
-  sharding = NamedSharding(Mesh(np.array(devices), ("devices",)),
-                           P("devices"))
-  return jax.device_put(np.broadcast_to(x[None], shape), sharding)
-
-
 class Trainer:
   """Wires a loss, a data source and an optax transformation to ``fit``.
 
@@ -132,8 +123,10 @@ class Trainer:
       if self.local_batch % n:
         raise ValueError(f"per-host batch {self.local_batch} is not divisible "
                          f"by the {n} local devices")
-      self.params = jax.tree.map(lambda x: _replicate(x, devices), params)
-      self.opt_state = jax.pmap(tx.init, devices=devices)(self.params)
+      # Placed as the step's outputs are: its first program serves every
+      # later step (train.replicate says why).
+      self.params = train.replicate(params, devices)
+      self.opt_state = train.replicate(tx.init(params), devices)
       self.step_fn = train.make_pmap_train_step(
           loss_fn, tx, devices=devices, frozen=frozen,
           step_kinds=self.cfg.step_kinds)

@@ -217,7 +217,7 @@ def scenario(kind):
   tx = make_tx()
   if kind == "pmap":
     step = train.make_pmap_train_step(loss_fn, tx, frozen=teacher)
-    rep = lambda t: jax.tree.map(lambda a: jnp.stack([a] * 8), t)
+    rep = train.replicate
     p, state = rep(params), rep(tx.init(params))
     b = jax.tree.map(lambda a: a.reshape((8, -1) + a.shape[1:]), batch)
     frozen_out = lambda: jax.tree.map(lambda a: np.asarray(a)[3],

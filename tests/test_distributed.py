@@ -13,6 +13,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import jaxprune
+from jaxprune import train
 from tests import helpers
 
 T = 200
@@ -52,8 +53,8 @@ def scenario_pmap(single_run):
   tx = jaxprune.platon(optax.adamw(1e-2), **KW)
   params = helpers.mlp_params()
   state = tx.init(params)
-  rep = lambda t: jax.tree.map(lambda a: jnp.stack([a] * 8), t)
-  params_r, state_r = rep(params), rep(state)
+  params_r = train.replicate(params)
+  state_r = train.replicate(state)
   xs, ys = x.reshape(8, 32, 8), y.reshape(8, 32)
 
   def step(params, state, x, y):

@@ -267,7 +267,7 @@ def scenario_distributed(kind: str) -> None:
     state = tx.init(params)
     if kind == "pmap":
       step = train.make_pmap_train_step(loss, tx)
-      rep = lambda t: jax.tree.map(lambda a: jnp.stack([a] * 8), t)
+      rep = train.replicate
       params, state = rep(params), rep(state)
       batch = {"x": x.reshape(8, 8, 8), "y": y.reshape(8, 8)}
     else:

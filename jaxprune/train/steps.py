@@ -62,6 +62,7 @@ __all__ = [
     "make_train_step",
     "make_pmap_train_step",
     "make_sharded_train_step",
+    "replicate",
     "make_eval_step",
     "opt_state_shardings",
     "host_local_to_global",
@@ -236,20 +237,48 @@ def make_pmap_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, *,
     raise ValueError(
         f"`axis_name` must be a non-empty string, got {axis_name!r}")
   in_axes = (0, 0, 0, None, None) + (() if frozen is None else (0,))
-
-  def replicate(tree):
-    devs = list(devices) if devices is not None else jax.local_devices()
-    sharding = NamedSharding(Mesh(np.array(devs), ("_frozen",)), P("_frozen"))
-    # One transfer per device, from the host; a fresh buffer (no aliasing).
-    return jax.tree.map(lambda x: jax.device_put(
-        np.broadcast_to(np.asarray(x), (len(devs),) + np.shape(x)),
-        sharding), tree)
-
+  place = lambda tree: replicate(tree, devices, axis_name)
   return _by_kind(tx, lambda kind: jax.pmap(
       _grad_step(loss_fn, tx, axis_name, kind), axis_name=axis_name,
       in_axes=in_axes,
       donate_argnums=(0, 1) if donate else (), devices=devices),
-                  frozen, replicate, step_kinds)
+                  frozen, place, step_kinds)
+
+
+def replicate(tree: Any, devices: Any = None, axis_name: str = "data") -> Any:
+  """One copy of every leaf per device, along a new leading axis (``pmap``).
+
+  The copies are placed as a ``pmap`` step with this ``axis_name`` places
+  its outputs (a mesh of ``devices`` whose one axis is ``axis_name``). Inputs
+  placed any other way (``jnp.stack([x] * n)`` on one device, or a mesh axis
+  of another name) are valid, but since ``pmap`` runs as ``jit`` of
+  ``shard_map``, the step then compiles its program again at its second
+  call, when the outputs of the first come back with the step's placement.
+
+  Args:
+    tree: a pytree of arrays (host or device).
+    devices: the step's devices (default: ``jax.local_devices()``).
+    axis_name: the step's ``axis_name``.
+
+  Returns:
+    The replicated tree: fresh buffers, one transfer per device from the
+    host (never aliasing the input, so donating them cannot invalidate it).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxprune import train
+    >>> rep = train.replicate({"w": jnp.ones((2, 3))})
+    >>> rep["w"].shape == (jax.local_device_count(), 2, 3)
+    True
+  """
+  devs = list(devices) if devices is not None else jax.local_devices()
+  if not isinstance(axis_name, str) or not axis_name:
+    raise ValueError(
+        f"`axis_name` must be a non-empty string, got {axis_name!r}")
+  sharding = NamedSharding(Mesh(np.array(devs), (axis_name,)), P(axis_name))
+  return jax.tree.map(lambda x: jax.device_put(
+      np.broadcast_to(np.asarray(x), (len(devs),) + np.shape(x)), sharding),
+                      tree)
 
 
 def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
