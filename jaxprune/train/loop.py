@@ -120,11 +120,27 @@ class Checkpointer:
     _validate.check_tree_matches(saved, _validate.leaf_specs(like), what=what)
 
   def restore(self, step: int, like: Any) -> Any:
-    """Restores checkpoint ``step`` with the structure, shapes and dtypes of ``like``."""
+    """Restores checkpoint ``step`` with the structure, shapes and dtypes of ``like``.
+
+    Each leaf is placed like ``like``'s: with its sharding where that is
+    committed (sharded or pinned to a device), uncommitted on the default
+    device where ``like``'s leaf is (``jnp.array(...)``). A jitted step
+    compiles one program per placement of its inputs, so a resumed run
+    then runs (and finds in the persistent compilation cache) the program
+    an uninterrupted run compiled, instead of compiling a second one.
+    """
     self.check_compatible(step, like)
-    abstract = jax.tree.map(self._ocp.utils.to_shape_dtype_struct, like)
-    return self.manager.restore(step,
-                                args=self._ocp.args.StandardRestore(abstract))
+
+    def uncommitted(x):
+      return isinstance(x, jax.Array) and not x.committed
+
+    abstract = jax.tree.map(
+        lambda x: np.empty(x.shape, x.dtype) if uncommitted(x)
+        else self._ocp.utils.to_shape_dtype_struct(x), like)
+    restored = self.manager.restore(
+        step, args=self._ocp.args.StandardRestore(abstract))
+    return jax.tree.map(lambda r, x: jnp.asarray(r) if uncommitted(x) else r,
+                        restored, like)
 
   def close(self) -> None:
     self.manager.close()
