@@ -32,7 +32,10 @@ SETS = ["data=smoke", "model=tiny", "steps=4", "batch_size=8",
         "method=platon", "sparsity=0.5",
         # delta_t=1: a mask event every step, so the masks prune.
         "method_args={'warmup_steps': 1, 'final_steps': 1, 'delta_t': 1}",
-        "parallel=sharded"]
+        "parallel=sharded",
+        # One traced program per process (the per-kind programs equal it
+        # sharded: tests/test_step_kinds.py).
+        "step_kinds=False"]
 XLA = ("--xla_backend_optimization_level=0 "
        "--xla_llvm_disable_expensive_passes=true")
 TIMEOUT = 420  # seconds for all three; 92 s on 2 cores under a load of 10
