@@ -104,3 +104,42 @@ def test_soft_movement_trains_a_flax_bert():
   np.testing.assert_allclose(zeros, frac, atol=1e-6)
   logits = train.hf.classification_logits(model)(eff, batches[0])
   assert np.all(np.isfinite(np.asarray(logits)))
+
+
+def test_min_keep_per_leaf_matches_numpy_with_one_conditional():
+  """Leaves below ``min_keep`` keep their top ``int(min_keep N)`` scores
+  (of tied scores the first ones are pruned, as in every exact selection),
+  the others their hard mask; one ``cond`` for all."""
+  rng = np.random.default_rng(3)
+  scores = {"a": -10.0 - rng.integers(0, 5, (20, 30)).astype(np.float32),
+            "b": rng.standard_normal((40, 10)).astype(np.float32) * 4,
+            "c": -10.0 - rng.integers(0, 3, (8, 50)).astype(np.float32),
+            "d": np.full((3,), -10.0, np.float32)}   # int(0.02 * 3) == 0
+  sm = make(min_keep=0.02)
+  got = sm.masks(scores, T)
+  for name, x in scores.items():
+    hard = 1 / (1 + np.exp(-x.astype(np.float64))) > TAU
+    n_min = int(0.02 * x.size)
+    want = hard
+    if hard.sum() < n_min:   # prune the N - n_min lowest, ties first come
+      pruned = np.argsort(x.ravel(), kind="stable")[:x.size - n_min]
+      want = np.ones(x.size, bool)
+      want[pruned] = False
+      want = want.reshape(x.shape)
+    np.testing.assert_array_equal(np.asarray(got[name]), want, err_msg=name)
+  assert int(np.asarray(got["a"]).sum()) == 12
+  assert int(np.asarray(got["b"]).sum()) > 8
+  # The accelerators' search (fixed passes): the outer cond and at most one
+  # in the selection (ties), no while; a cond per leaf before.
+  from jaxprune import selection
+  with selection.search_mode("fixed"):
+    fixed = sm_lib.soft_movement(total_steps=T, warmup_steps=T_I,
+                                 final_steps=T_F, final_threshold=TAU,
+                                 min_keep=0.02)
+    text = jax.jit(fixed.masks, static_argnums=1).lower(scores, T).compile(
+        ).as_text()
+    got = fixed.masks(scores, T)
+  assert text.count(" conditional(") <= 2 and " while(" not in text
+  for name in scores:
+    np.testing.assert_array_equal(np.asarray(got[name]),
+                                  np.asarray(sm.masks(scores, T)[name]))

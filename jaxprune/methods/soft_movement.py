@@ -224,23 +224,35 @@ def soft_movement(*, total_steps: int, warmup_steps: int | None = None,
                     jnp.where(step > total - t_f, final_threshold, mid))
     return out.astype(jnp.float32)
 
-  def leaf_mask(s, tau):
-    hard = jax.nn.sigmoid(s) > tau
-    n_min = int(min_keep * s.size)
-    if n_min == 0:
-      return hard
-
-    def top(_):  # keep the n_min highest scores (exact, ties by position)
-      keep, _ = selection.prune_masks([s], jnp.array([s.size - n_min]),
-                                      [0], 1)
-      return keep[0]
-
-    return jax.lax.cond(jnp.sum(hard) < n_min, top, lambda _: hard, None)
-
   def leaf_masks(paths, leaves, step):
     del paths
     tau = threshold(step)
-    return [leaf_mask(s, tau) for s in leaves]
+    masks = [jax.nn.sigmoid(s) > tau for s in leaves]
+    # Leaves whose hard mask keeps fewer than ``n_min = int(min_keep N)``
+    # entries keep their n_min highest scores instead (exact, ties by
+    # position): one grouped selection (one group per leaf) under one
+    # ``cond`` for all of them, not a cond and a search per leaf (on a GPU
+    # every cond is a host synchronisation).
+    idx = [i for i, s in enumerate(leaves) if int(min_keep * s.size) > 0]
+    if not idx:
+      return masks
+    n_min = [int(min_keep * leaves[i].size) for i in idx]
+    short = jnp.stack([jnp.sum(masks[i], dtype=jnp.int32) < n
+                       for i, n in zip(idx, n_min)])
+
+    def top(_):
+      keep, _ = selection.prune_masks(
+          [leaves[i] for i in idx],
+          jnp.array([leaves[i].size - n for i, n in zip(idx, n_min)],
+                    jnp.int32), list(range(len(idx))), len(idx))
+      return [jnp.where(short[j], keep[j], masks[i])
+              for j, i in enumerate(idx)]
+
+    chosen = jax.lax.cond(jnp.any(short), top,
+                          lambda _: [masks[i] for i in idx], None)
+    for j, i in enumerate(idx):
+      masks[i] = chosen[j]
+    return masks
 
   def regularizer(leaves, step):
     terms = [jnp.sum(jax.nn.sigmoid(s)) / s.size for s in leaves]
