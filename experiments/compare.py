@@ -8,7 +8,11 @@ the fine-tuned model that ``cam_cut``/``smooth_cut`` score). A cell's result
 is written to ``<out>/<method>_<sparsity>_s<seed>.json`` (default
 ``results/compare_cells``, a few KB, committed) when it finishes and is not
 rerun: an interrupted comparison resumes where it stopped, on another
-machine too; the run folders (checkpoints, logs, reports) go to ``--runs``.
+machine too; the run folders (checkpoints, logs, reports) and the dense
+params go to ``--runs``. Where a seed's dense cell exists but its params
+are not in ``--runs`` (not committed), the cells that need them (Cam-Cut,
+Smooth-Cut, ``+kd``) first train the dense model again and report whether
+it reaches the cell's accuracy.
 ``METHOD+kd`` runs ``METHOD`` distilled from the seed's dense run. The
 table gives mean ± std over seeds and PLATON's per-seed paired difference
 to every other method.
