@@ -9,6 +9,7 @@ import optax
 import pytest
 
 import jaxprune
+from jaxprune import selection
 from jaxprune import train
 from jaxprune import where as where_lib
 from jaxprune.methods import soft_movement as sm_lib
@@ -200,7 +201,14 @@ def test_adam_scores_invariant_to_positive_gradient_rescaling():
                  for k in coef)
 
 
-def test_topk_masks_exactly_k_per_matrix_jitted():
+@pytest.mark.parametrize("search", ["adaptive", "fixed"])
+def test_topk_masks_exactly_k_per_matrix_jitted(search):
+  # The search is chosen when masks_at is traced (its first use, in here).
+  with selection.search_mode(search):
+    _check_topk_masks(search)
+
+
+def _check_topk_masks(search):
   rng = np.random.default_rng(5)
   scores = {"a": rng.standard_normal((7, 9)).astype(np.float32),
             "b": np.round(rng.standard_normal((5, 5)), 1).astype(np.float32),
@@ -209,6 +217,9 @@ def test_topk_masks_exactly_k_per_matrix_jitted():
   tm = jaxprune.topk_movement(sparsity=P, total_steps=T, warmup_steps=T_I,
                               final_steps=T_F, where=None)
   masks_at = jax.jit(lambda sc, s: tm.masks(sc, s))
+  text = masks_at.lower(scores, jnp.int32(0)).compile().as_text()
+  if search == "fixed":  # the GPU/TPU search: no host sync in the forward
+    assert " conditional(" not in text and " while(" not in text
   sched = jaxprune.schedules.cubic(P, T, T_I, T_F, delta_t=1)
   for s in range(T + 2):
     masks = masks_at(scores, jnp.int32(s))
