@@ -187,9 +187,10 @@ def _rerun_dense(base, seed, args, task_for, dense_path, rows) -> None:
   """Trains a seed's dense model again whose cell exists but whose params
   do not (``--runs`` is not committed: a grid resumed on another machine).
 
-  The run is deterministic, so on the same software and hardware it gives
-  the committed cell's accuracy; a different accuracy is reported (the
-  teacher then differs from the one the seed's earlier cells used).
+  With the code, software and hardware of the cell's run it gives the
+  cell's model again; otherwise the model may differ slightly, and a
+  different accuracy is reported (the teacher or fine-tuned model of the
+  seed's new cells then differs from the earlier cells').
   """
   from experiments import run
   cfg = base.as_dense().replace(
