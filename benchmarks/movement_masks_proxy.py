@@ -10,8 +10,9 @@ search, deviceless as ``benchmarks/gpu_proxy.py`` does (its venv:
 the cheapest path), one JSON line per variant.
 
 Run: ``.venv-proxy/bin/python benchmarks/movement_masks_proxy.py``
-(about a minute). ``--cond`` also compiles the top-k masks with the tie/NaN
-``cond`` that ``selection.branch_free`` removes.
+(about a minute). ``--cond`` also compiles the same per-matrix selection
+(``prune_masks``, one group per matrix) with the tie/NaN ``cond`` that
+``selection.branch_free`` removes (what the top-k masks compiled to before).
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def measure(name: str, masks_fn, scores: dict) -> dict:
 def main(argv=None) -> None:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--cond", action="store_true",
-                  help="also the top-k masks with the tie/NaN cond")
+                  help="also the per-matrix selection with the tie/NaN cond")
   args = ap.parse_args(argv)
   scores = bert_base_matrices(gpu_proxy.target_sharding())
   step = 500  # mid-ramp of a 1000-step schedule
@@ -65,27 +66,14 @@ def main(argv=None) -> None:
   rows = [measure("soft_movement", lambda s: soft.masks(s, step), scores),
           measure("topk_movement", lambda s: topk.masks(s, step), scores)]
   if args.cond:
-    saved = selection._BRANCH_FREE  # pylint: disable=protected-access
-    selection._BRANCH_FREE = _Never()  # pylint: disable=protected-access
-    try:
-      again = jaxprune.topk_movement(sparsity=0.9, total_steps=1000,
-                                     where=None)
-      rows.append(measure("topk_movement, tie/NaN cond",
-                          lambda s: again.masks(s, step), scores))
-    finally:
-      selection._BRANCH_FREE = saved  # pylint: disable=protected-access
+    k = jnp.asarray([int(0.9 * x.size) for x in scores.values()], jnp.int32)
+    rows.append(measure(
+        "prune_masks per matrix, tie/NaN cond",
+        lambda s: selection.prune_masks(list(s.values()), k,
+                                        list(range(len(s))), len(s))[0],
+        scores))
   for row in rows:
     print(json.dumps(row))
-
-
-class _Never(list):
-  """A ``_BRANCH_FREE`` stack that always reads False (the cond kept)."""
-
-  def __init__(self):
-    super().__init__([False])
-
-  def append(self, _):
-    super().append(False)
 
 
 if __name__ == "__main__":
