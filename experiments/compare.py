@@ -183,6 +183,13 @@ def _save_params(path: str, params: Any) -> None:
   os.replace(tmp, path)
 
 
+def _dense_config(base, seed: int, runs: str):
+  """The config of a seed's dense cell."""
+  return base.as_dense().replace(
+      seed=seed, out=os.path.join(runs, cell_name("dense", 0.0, seed)),
+      dense_baseline=False)
+
+
 def _rerun_dense(base, seed, args, task_for, dense_path, rows) -> None:
   """Trains a seed's dense model again whose cell exists but whose params
   do not (``--runs`` is not committed: a grid resumed on another machine).
@@ -193,9 +200,7 @@ def _rerun_dense(base, seed, args, task_for, dense_path, rows) -> None:
   seed's new cells then differs from the earlier cells').
   """
   from experiments import run
-  cfg = base.as_dense().replace(
-      seed=seed, out=os.path.join(args.runs, cell_name("dense", 0.0, seed)),
-      dense_baseline=False)
+  cfg = _dense_config(base, seed, args.runs)
   print(f"{cell_name('dense', 0.0, seed)}: params not in {args.runs}; "
         "training the dense model again", flush=True)
   res = run.execute(cfg, task=task_for(cfg))
@@ -238,8 +243,7 @@ def _cells(args, base) -> list[dict]:
           continue
         name, kd = method.removesuffix("+kd"), method.endswith("+kd")
         if method == "dense":
-          cfg = base.as_dense().replace(seed=seed, out=run_dir,
-                                        dense_baseline=False)
+          cfg = _dense_config(base, seed, args.runs)
         else:
           cfg = base.replace(method=name, seed=seed, out=run_dir,
                              dense_baseline=False, sparsity=sparsity,
