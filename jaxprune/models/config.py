@@ -59,6 +59,15 @@ def _ints(x: Any, n: int, name: str) -> tuple[int, ...]:
 class _Common:
   """Fields shared by the families (see :class:`BertConfig`)."""
 
+  def __post_init__(self):
+    # Lists become tuples (hashable, frozen) and ``extra`` a sorted JSON string.
+    object.__setattr__(self, "heads_per_layer", tuple(self.heads_per_layer))
+    object.__setattr__(self, "intermediate_sizes",
+                       tuple(self.intermediate_sizes))
+    if not isinstance(self.extra, str):
+      object.__setattr__(self, "extra", json.dumps(self.extra, sort_keys=True))
+    self._check()
+
   def replace(self, **kwargs: Any):
     """A copy with ``kwargs`` changed (dataclasses.replace)."""
     return dataclasses.replace(self, **kwargs)
@@ -196,14 +205,6 @@ class BertConfig(_Common):
   dtype: str = "float32"
   extra: str = "{}"
 
-  def __post_init__(self):
-    object.__setattr__(self, "heads_per_layer", tuple(self.heads_per_layer))
-    object.__setattr__(self, "intermediate_sizes",
-                       tuple(self.intermediate_sizes))
-    if not isinstance(self.extra, str):
-      object.__setattr__(self, "extra", json.dumps(self.extra, sort_keys=True))
-    self._check()
-
   @property
   def family(self) -> str:
     return "bert"
@@ -256,14 +257,6 @@ class ViTConfig(_Common):
   shared_attention_dropout: bool = True
   dtype: str = "float32"
   extra: str = "{}"
-
-  def __post_init__(self):
-    object.__setattr__(self, "heads_per_layer", tuple(self.heads_per_layer))
-    object.__setattr__(self, "intermediate_sizes",
-                       tuple(self.intermediate_sizes))
-    if not isinstance(self.extra, str):
-      object.__setattr__(self, "extra", json.dumps(self.extra, sort_keys=True))
-    self._check()
 
   @property
   def family(self) -> str:
