@@ -6,9 +6,10 @@ found by *counting*: for a batch of candidate thresholds ``t_b`` we count
 ``#(score <= t_b)`` leaf by leaf and keep the tightest bracket
 ``count(lo) < k <= count(hi)``. Candidates are chosen in the space of ordered
 float32 bit patterns (an integer key that orders like the floats), so the
-search is exact and ends when the bracket is one key wide, at most 32/3 passes
-in the worst case and usually 4-6: the first pass takes candidates from a small
-strided sample of the scores, later passes interpolate inside the bracket.
+search is exact and ends when the bracket is one key wide. The first pass
+takes two candidates from a small strided sample of the scores; later passes
+count three: the bracket's midpoint (so at most 33 passes in all) and a pair
+around the rank that interpolation predicts (usually 5-8 passes in all).
 
 Each pass reads every score once. Under sharded ``jit`` a pass is a local
 count plus a scalar all-reduce; under ``pmap`` every replica holds the same
@@ -58,7 +59,7 @@ __all__ = [
     "floor_mul",
 ]
 
-_NUM_CANDIDATES = 15  # thresholds counted per pass over the scores
+_SPREAD = 2.0**-6  # the interpolation pair's distance, a fraction of the bracket
 _SLICES = 32  # elementwise partial sums per leaf (parallel on XLA:CPU)
 _SAMPLE = 32768  # target size of the strided sample used by the first pass
 _MAX_PASSES = 40
@@ -173,36 +174,50 @@ def _sample_keys(leaves: Sequence[jax.Array], size: int) -> jax.Array:
 
 
 def _candidates(lo, hi, c_lo, c_hi, k):
-  """Candidate keys strictly inside ``(lo, hi)`` for one search pass.
+  """Three candidate keys strictly inside ``(lo, hi)`` for one search pass.
 
-  Half are an even grid (guaranteed progress), half cluster around the
-  position that linear interpolation of the counts predicts.
+  The bracket's midpoint, so that the bracket at least halves whatever the
+  data (from the initial width below ``2**32``, 32 such passes close it), and
+  a pair ``_SPREAD`` of the bracket to each side of the position that linear
+  interpolation of the counts predicts: where the prediction is that good the
+  bracket shrinks 32-fold. The interpolation is in score values where the
+  bracket spans less than a factor of 4 (score densities are smooth in value,
+  and the key space changes scale at every power of two), else in keys
+  (roughly log-values). A bracket of at most four keys is closed by its
+  interior keys.
+
+  Three, not more: on XLA:CPU a counting pass over 85M scores takes about as
+  long for up to three thresholds as for one (12-13 ms, 2 cores) and four
+  times as long for four; see docs/performance.md.
   """
   width = hi - lo  # uint32, >= 2 while searching
-  width_f = width.astype(jnp.float32)
-  n_grid = 7
-  grid = (jnp.arange(1, n_grid + 1, dtype=jnp.float32) / (n_grid + 1))
+  w = width.astype(jnp.float32)
   frac = ((k - c_lo).astype(jnp.float32) /
           jnp.maximum(c_hi - c_lo, 1).astype(jnp.float32))
-  spreads = jnp.array([2.0**-3, 2.0**-6, 2.0**-10, 2.0**-15], jnp.float32)
-  around = jnp.concatenate([frac - spreads, frac + spreads])
-  fracs = jnp.concatenate([grid, around])
-  offsets = jnp.clip(fracs * width_f, 1.0, 4294967040.0).astype(jnp.uint32)
-  offsets = jnp.clip(offsets, jnp.uint32(1), width - 1)
-  cand = lo + offsets
+  v_lo, v_hi = key_to_float(lo), key_to_float(hi)
+  a_lo, a_hi = jnp.abs(v_lo), jnp.abs(v_hi)
+  by_value = (jnp.isfinite(v_lo) & jnp.isfinite(v_hi)
+              & (jnp.signbit(v_lo) == jnp.signbit(v_hi))
+              & (jnp.maximum(a_lo, a_hi) < 4 * jnp.minimum(a_lo, a_hi)))
+  v_at = v_lo + frac * (v_hi - v_lo)
+  at = jnp.where(by_value, (float_to_key(v_at) - lo).astype(jnp.float32),
+                 frac * w)
+  spread = jnp.maximum(w * _SPREAD, 1.0)
+  pair = jnp.clip(jnp.stack([at - spread, at + spread]), 1.0,
+                  4294967040.0).astype(jnp.uint32)
+  offsets = jnp.concatenate([(width // 2)[None], pair])  # exact midpoint
+  offsets = jnp.where(width <= 4, jnp.arange(1, 4, dtype=jnp.uint32), offsets)
+  cand = lo + jnp.clip(offsets, jnp.uint32(1), width - 1)
   # Under flush-to-zero (XLA:CPU, XLA:GPU) the 2**24 keys of +-0 and the
   # denormals all count alike, so a k-th smallest score of 0 (all-zero
   # scores, or k inside a block of exact zeros) is found only at the first
-  # of them, which grids and interpolation reach after ~9 passes. Where the
-  # bracket holds it, that key and the one below replace the outermost
+  # of them, which bisection and interpolation reach after many passes.
+  # Where the bracket holds it, that key and the one below replace the
   # interpolation pair: such a bracket closes in one pass. The answer is the
   # same either way (the smallest key whose count reaches k).
   z = jnp.uint32(_KEY_ZERO_CLASS)
-  n_pair = n_grid  # index of frac - 2**-3; frac + 2**-3 is n_pair + 4
-  cand = cand.at[n_pair].set(jnp.where((lo < z - 1) & (z - 1 < hi), z - 1,
-                                       cand[n_pair]))
-  cand = cand.at[n_pair + 4].set(jnp.where((lo < z) & (z < hi), z,
-                                           cand[n_pair + 4]))
+  cand = cand.at[1].set(jnp.where((lo < z - 1) & (z - 1 < hi), z - 1, cand[1]))
+  cand = cand.at[2].set(jnp.where((lo < z) & (z < hi), z, cand[2]))
   return cand
 
 
@@ -257,21 +272,21 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
   # first pass measures it (NaN scores are never counted as small).
   c_hi = jnp.asarray(np.minimum(sizes, np.iinfo(np.int32).max), jnp.int32)
 
-  # Pass 1: candidates are sample order statistics around the target rank
-  # (one group) or an even grid; plus +inf, whose per-leaf counts start the
-  # per-leaf bracket (it is not a candidate: count(+inf) may be below k).
+  # Pass 1: two candidates, sample order statistics 2 sigma to each side of
+  # the target rank (one group) or those of `_candidates`; plus +inf, whose
+  # per-leaf counts start the per-leaf bracket (it is not a candidate:
+  # count(+inf) may be below k). Three thresholds, as in every pass.
   if num_groups == 1 and sizes[0] > 0:
     sample = _sample_keys(leaves, _SAMPLE)
     ns = sample.shape[0]
     q = k[0].astype(jnp.float32) / float(max(sizes[0], 1))
     sigma = float(np.sqrt(ns)) * 0.5 + 1.0
-    steps = jnp.array([-8, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 8, 16, -16,
-                       32, -32], jnp.float32)
+    steps = jnp.array([-2, 2], jnp.float32)
     ranks = jnp.clip(jnp.round(q * ns + steps * sigma), 0, ns - 1)
     cand = jnp.clip(sample[ranks.astype(jnp.int32)], _KEY_NEG_INF,
                     _KEY_POS_INF - 1)[None, :]
   else:
-    cand = jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k)
+    cand = jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k)[:, :2]
   first = _leaf_counts_le(
       leaves, key_to_float(jnp.concatenate([cand, hi[:, None]], axis=1)),
       groups)
@@ -280,27 +295,34 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
       (lo, hi, c_lo, c_hi, jnp.zeros((len(leaves),), jnp.int32), not_nan),
       cand, first[:, :-1], k, groups, num_groups)
 
+  def next_pass(state):
+    """The next pass's candidates, and their float thresholds."""
+    lo, hi, c_lo, c_hi = state[:4]
+    cand = jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k)
+    # A finished group keeps its bracket: its filler candidate ``hi`` is
+    # defined, not measured (count(+inf) excludes NaN scores).
+    cand = jnp.where((hi - lo > 1)[:, None], cand, hi[:, None])
+    return cand, key_to_float(cand)
+
   def not_done(carry):
-    state, it = carry
+    state, it = carry[:2]
     return jnp.any(state[1] - state[0] > 1) & (it < _MAX_PASSES)
 
   def body(carry):
-    old, it = carry
-    lo, hi, c_lo, c_hi = old[:4]
-    cand = jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k)
-    active = hi - lo > 1
-    cand = jnp.where(active[:, None], cand, hi[:, None])
-    # A finished group keeps its bracket: its filler candidate ``hi`` is
-    # defined, not measured (count(+inf) excludes NaN scores).
-    new = _advance(old, cand,
-                   _leaf_counts_le(leaves, key_to_float(cand), groups), k,
+    # The thresholds come in the carry, computed at the end of the previous
+    # pass: otherwise XLA fuses their computation into the counting loop,
+    # which then redoes it for every score (3x the pass time on XLA:CPU).
+    old, it, cand, thresholds = carry
+    active = old[1] - old[0] > 1
+    new = _advance(old, cand, _leaf_counts_le(leaves, thresholds, groups), k,
                    groups, num_groups)
     gid = np.asarray(groups, np.int32)
     keep = [active] * 4 + [active[gid]] * 2
-    return tuple(jnp.where(a, n, o) for a, n, o in zip(keep, new, old)), it + 1
+    state = tuple(jnp.where(a, n, o) for a, n, o in zip(keep, new, old))
+    return (state, it + 1) + next_pass(state)
 
   (lo, hi, c_lo, _, lo_leaf, hi_leaf), passes = jax.lax.while_loop(
-      not_done, body, (state, jnp.int32(0)))
+      not_done, body, (state, jnp.int32(0)) + next_pass(state))[:2]
   return (key_to_float(hi), c_lo, key_to_float(lo), passes,
           (lo_leaf, hi_leaf, not_nan))
 
