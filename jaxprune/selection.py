@@ -419,12 +419,16 @@ class _Buckets:
     self.index = [np.asarray(v, np.int32) for v in by_key.values()]
     self.gid = [np.asarray([groups[i] for i in v], np.int32)
                 for v in self.index]
-    self.stacks = [jnp.stack([leaves[i] for i in v]).astype(jnp.float32)
-                   for v in self.index]
+    self.stacks = self.stack(leaves)
     self.num_leaves = len(leaves)
     # Position of each leaf in the concatenation of the buckets.
     order = np.concatenate(self.index) if self.index else np.zeros(0, np.int32)
     self.inverse = np.argsort(order, kind="stable").astype(np.int32)
+
+  def stack(self, leaves: Sequence[jax.Array]) -> list[jax.Array]:
+    """Per bucket, its leaves stacked along a new leading axis (float32)."""
+    return [jnp.stack([leaves[i] for i in v]).astype(jnp.float32)
+            for v in self.index]
 
   def per_leaf(self, values: Sequence[jax.Array]) -> jax.Array:
     """Per-bucket ``(L_b, ...)`` arrays -> one ``(num_leaves, ...)`` array in
@@ -602,19 +606,25 @@ def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
   def split(values):  # (num_leaves, ...) leaf order -> per bucket
     return [values[idx] for idx in buckets.index]
 
-  def simple(_):  # every leaf prunes all of its ties at tau, or none
+  # The branches take the leaves as operands and stack them themselves: a
+  # stack captured from outside would be an operand of the cond, which XLA
+  # must materialise (on XLA:GPU 8 of the selection step's bytes per score:
+  # read the leaves, write the stack), where the counting passes above read
+  # the leaves through a fused concatenation.
+  def simple(xs):  # every leaf prunes all of its ties at tau, or none
     out = []
-    for x, t, f in zip(buckets.stacks, split(tau_l), split(full)):
+    for x, t, f in zip(buckets.stack(xs), split(tau_l), split(full)):
       t = _expand_to(t, x)
       out.append((x < t) | ((x == t) & _expand_to(f, x)))
     return out
 
-  def ranked(_):
+  def ranked(xs):
+    stacks = buckets.stack(xs)
     nans = buckets.per_leaf([jnp.sum(jnp.isnan(x), axis=tuple(
-        range(1, x.ndim)), dtype=jnp.int32) for x in buckets.stacks])
+        range(1, x.ndim)), dtype=jnp.int32) for x in stacks])
     nan_take = jnp.clip(extra[gid] - prefix @ nans, 0, nans)
     out = []
-    for x, t, tk, nt in zip(buckets.stacks, split(tau_l), split(take),
+    for x, t, tk, nt in zip(stacks, split(tau_l), split(take),
                             split(nan_take)):
       t = _expand_to(t, x)
       out.append((x < t) | _first_true(x == t, tk, 1)
@@ -622,10 +632,10 @@ def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
     return out
 
   if _BRANCH_FREE[-1]:  # ``ranked`` equals ``simple`` where no leaf ranks
-    pruned = ranked(None)
+    pruned = ranked(leaves)
   else:
     pruned = jax.lax.cond(jnp.any(partial) | jnp.any(extra > 0), ranked,
-                          simple, None)
+                          simple, list(leaves))
   masks = [None] * len(leaves)
   for p, idx, kp in zip(pruned, buckets.index, split(kpos)):
     p = p & _expand_to(kp, p)
