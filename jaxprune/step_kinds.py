@@ -58,8 +58,8 @@ class StepKind(NamedTuple):
     select: masks are selected again from the scores at this step.
     apply: the masks are applied (pruned weights set to 0) at this step.
     scorer: the scorer's own static decision (PLATON and PINS: whether the
-      step closes a window and updates ``Ibar``/``Ubar``), ``None`` if the
-      scorer has none.
+      step closes a window and updates ``Ibar``/``Ubar``; SEVEN: whether the
+      step is in its scoring window), ``None`` if the scorer has none.
   """
   select: bool
   apply: bool
