@@ -111,3 +111,33 @@ def test_seven_defaults_and_errors():
   with pytest.raises(ValueError, match="pruning_steps"):
     jaxprune.seven(optax.sgd(0.1), sparsity=0.5, total_steps=10,
                    pruning_steps=0)
+
+
+def test_steps_outside_the_window_make_no_pass_over_the_score_state():
+  """With the host's step kind, a step outside SEVEN's scoring window returns
+  its three score-state trees as they came in (no element-wise pass, which
+  is 24 of its bytes per weight on a GPU); inside the window it updates them."""
+  import jax
+  params = {n: jnp.asarray(v) for n, v in numpy_ref.tree(SHAPES).items()}
+  grads = jax.tree.map(jnp.ones_like, params)
+  tx = jaxprune.seven(optax.sgd(0.1), sparsity=0.5, total_steps=20,
+                      warmup_steps=4, pruning_steps=6)
+  state = tx.init(params)
+  # make_jaxpr's inputs are the leaves of `state` in order; the score state
+  # follows the step count and the inner optimizer's state.
+  first = len(jax.tree.leaves((state.count, state.inner_state)))
+  n = len(jax.tree.leaves(state.scorer_state))
+  kinds = {}
+  for step in range(20):
+    kind = jaxprune.step_kind(tx, step)
+    assert kind.scorer is (4 <= step < 10), (step, kind)
+    kinds.setdefault(kind, step)
+  assert len(kinds) == 3  # first event (before the window), window, after
+  for kind in kinds:
+    jaxpr = jax.make_jaxpr(
+        lambda st, kind=kind: tx.update(grads, st, params,
+                                        step_kind=kind)[1].scorer_state)(state)
+    score_in = jaxpr.jaxpr.invars[first:first + n]
+    same = [o is i for o, i in zip(jaxpr.jaxpr.outvars, score_in)]
+    assert len(same) == n == 6
+    assert same == [not kind.scorer] * n, kind
