@@ -30,8 +30,8 @@ Two searches give the same (exact) answer:
   On XLA:GPU a ``conditional`` or a ``while`` without a known trip count
   copies a predicate to the host and blocks until the stream drains, and
   every pass over 144 separate leaves is 144 small kernels; here a pass is
-  one kernel per bucket and nothing waits on the host but the one tie/NaN
-  ``cond``.
+  one kernel per bucket (XLA fuses the stacking into it: no stacked copy is
+  written) and nothing waits on the host but the one tie/NaN ``cond``.
 
 :func:`search_mode` overrides the choice (e.g. to compile for a GPU on a CPU
 host, as ``benchmarks/gpu_proxy.py`` does). Inside :func:`branch_free` the
