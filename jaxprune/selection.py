@@ -64,7 +64,11 @@ _SLICES = 32  # elementwise partial sums per leaf (parallel on XLA:CPU)
 _SAMPLE = 32768  # target size of the strided sample used by the first pass
 _MAX_PASSES = 40
 _FIXED_CANDIDATES = 31  # candidates per fixed pass: brackets shrink 32x
-_FIXED_PASSES = 7  # ceil(W0 / 32**7) == 1 for the initial width W0 < 2**32
+_COARSE_PASSES = 2  # fixed passes over the scores' top key byte: 255 -> 8 -> 1
+_FIXED_PASSES = 5  # then over the scores: ceil(W / 32**5) == 1, W < 2**25
+_COARSE_SHIFT = 24  # a coarse candidate is the key (d << 24) | 0xFFFFFF
+_COARSE_TOP = 0xFE  # coarse value of the largest floats and +inf (NaN: 0xFF)
+_COARSE_ZERO = 0x7F  # coarse value of the zero class; candidate 0x7F is -0.0
 _SIGN = np.uint32(0x80000000)
 _KEY_NEG_INF = np.uint32(0x007FFFFF)  # ordered key of -inf
 _KEY_POS_INF = np.uint32(0xFF800000)  # ordered key of +inf
@@ -420,6 +424,7 @@ class _Buckets:
     self.gid = [np.asarray([groups[i] for i in v], np.int32)
                 for v in self.index]
     self.stacks = self.stack(leaves)
+    self.leaves = list(leaves)
     self.num_leaves = len(leaves)
     # Position of each leaf in the concatenation of the buckets.
     order = np.concatenate(self.index) if self.index else np.zeros(0, np.int32)
@@ -447,6 +452,46 @@ class _Buckets:
       out.append(jnp.sum(x[..., None] <= t, axis=tuple(range(1, x.ndim)),
                          dtype=jnp.int32))
     return out
+
+
+  def coarse_counts(self, d: jax.Array) -> list[jax.Array]:
+    """Per bucket, ``#(coarse key <= d)`` per leaf (:func:`_coarse_key`) for
+    its group's coarse values: ``(L_b, B)`` int32 from ``d`` ``(G, B)``.
+
+    The coarse keys are written once, one byte per score (an extra output of
+    the pass that computes the scores, where XLA fuses them into it; the
+    barrier keeps XLA from recomputing them from the float32 scores in every
+    pass instead), and stacked into buckets like the scores.
+    """
+    keys = jax.lax.optimization_barrier(
+        [_coarse_key(x) for x in self.leaves])
+    out = []
+    for v, gid in zip(self.index, self.gid):
+      x = jnp.stack([keys[i] for i in v])
+      t = d[gid].astype(jnp.uint8)  # (L_b, B)
+      t = t.reshape((t.shape[0],) + (1,) * (x.ndim - 1) + (t.shape[1],))
+      out.append(jnp.sum(x[..., None] <= t,
+                         axis=tuple(range(1, x.ndim)), dtype=jnp.int32))
+    return out
+
+
+def _coarse_key(x: jax.Array) -> jax.Array:
+  """uint8 coarse key of float scores: ``#(coarse <= d) == #(x <= t_d)``.
+
+  ``t_d = key_to_float((d << 24) | 0xFFFFFF)``, the largest float whose key
+  has top byte ``d``, for ``0 <= d <= 0xFD``, and ``#(coarse <= 0xFE)`` is the
+  number of non-NaN scores. So the coarse value is the key's top byte, with
+  three exceptions that make the counts equal the float comparisons of the
+  counting passes: NaN (never counted) is 0xFF, top bytes 0xFF (floats from
+  about 1.7e38, and +inf) share 0xFE, and scores equal to 0 are 0x7F, as -0.0
+  (``t_0x7F``) is: ``+0 <= -0`` holds for floats, as do denormals where the
+  device flushes them to zero (the comparison ``x == 0`` here flushes them
+  exactly where the passes' comparisons do).
+  """
+  x = x.astype(jnp.float32)
+  top = jnp.minimum(float_to_key(x) >> _COARSE_SHIFT, _COARSE_TOP)
+  top = jnp.where(x == 0, _COARSE_ZERO, top)
+  return jnp.where(jnp.isnan(x), 0xFF, top).astype(jnp.uint8)
 
 
 def _refine(lo, hi, c_lo, c_hi, cand, counts, k):
@@ -504,6 +549,31 @@ def _fixed_search(buckets: _Buckets, k: jax.Array, sizes: np.ndarray,
   count below ``hi``, and per leaf ``#(x <= lo)`` and ``#(x <= hi)``."""
   state = _initial_bracket(sizes) + (
       jnp.zeros((buckets.num_leaves,), jnp.int32), None)
+  j = jnp.arange(1, _FIXED_CANDIDATES + 1, dtype=jnp.int32)
+  low = np.uint32((1 << _COARSE_SHIFT) - 1)
+  for _ in range(_COARSE_PASSES):
+    lo, hi = state[:2]
+    # The bracket in coarse values: candidates d_lo < d < d_hi, where d_lo is
+    # lo's coarse value if lo is a coarse candidate (else one below the
+    # first candidate above lo), and d_hi hi's (0xFE for +inf).
+    d_lo = (lo >> _COARSE_SHIFT).astype(jnp.int32) - (
+        (lo & low) != low).astype(jnp.int32)
+    d_hi = jnp.minimum(hi >> _COARSE_SHIFT, _COARSE_TOP).astype(jnp.int32)
+    width = d_hi - d_lo  # >= 1
+    step = -(-width // (_FIXED_CANDIDATES + 1))
+    d = jnp.minimum(d_lo[:, None] + j[None, :] * step[:, None],
+                    (d_hi - 1)[:, None])
+    d = jnp.maximum(d, 0)  # a finished group's (width 1) are not used
+    cand = (d.astype(jnp.uint32) << _COARSE_SHIFT) | low
+    if state[5] is None:  # first pass: per leaf, count(+inf) excludes NaN
+      top = jnp.full((d.shape[0], 1), _COARSE_TOP, jnp.int32)
+      per_leaf = buckets.per_leaf(buckets.coarse_counts(
+          jnp.concatenate([d, top], axis=1)))
+      state, per_leaf = state[:5] + (per_leaf[:, -1],), per_leaf[:, :-1]
+    else:
+      per_leaf = buckets.per_leaf(buckets.coarse_counts(d))
+    state = _advance(state, cand, per_leaf, k, groups, k.shape[0],
+                     active=width > 1)
   j = jnp.arange(1, _FIXED_CANDIDATES + 1, dtype=jnp.uint32)
   for _ in range(_FIXED_PASSES):
     lo, hi = state[:2]
@@ -511,12 +581,7 @@ def _fixed_search(buckets: _Buckets, k: jax.Array, sizes: np.ndarray,
     step = width // 32 + (width % 32 != 0).astype(jnp.uint32)
     cand = jnp.minimum(lo[:, None] + j[None, :] * step[:, None],
                        (hi - 1)[:, None])
-    if state[5] is None:  # first pass: per leaf, count(+inf) excludes NaN
-      per_leaf = buckets.per_leaf(buckets.counts(key_to_float(
-          jnp.concatenate([cand, hi[:, None]], axis=1))))
-      state, per_leaf = state[:5] + (per_leaf[:, -1],), per_leaf[:, :-1]
-    else:
-      per_leaf = buckets.per_leaf(buckets.counts(key_to_float(cand)))
+    per_leaf = buckets.per_leaf(buckets.counts(key_to_float(cand)))
     # A finished group (width 1: its only candidate is lo) keeps its bracket.
     state = _advance(state, cand, per_leaf, k, groups, k.shape[0],
                      active=width > 1)
@@ -531,17 +596,24 @@ def fixed_kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
   """Exact k-th smallest score per group in a fixed number of passes.
 
   The same answer as :func:`kth_smallest` without data-dependent control
-  flow: each of ``_FIXED_PASSES = 7`` passes counts ``#(score <= c)`` for 31
-  candidates ``c`` spaced evenly (step ``ceil(w / 32)``) inside the bracket
-  ``count(lo) < k <= count(hi)`` of ordered float32 keys, ``w = hi - lo``.
+  flow. Each pass counts ``#(score <= c)`` for 31 candidates ``c`` spaced
+  evenly inside the bracket ``count(lo) < k <= count(hi)`` of ordered float32
+  keys. The first ``_COARSE_PASSES = 2`` count on one byte per score, the
+  top byte of its key (:func:`_coarse_key`), with candidates of the form
+  ``(d << 24) | 0xFFFFFF``; the other ``_FIXED_PASSES = 5`` on the scores,
+  spaced ``ceil(w / 32)`` apart for a bracket ``w = hi - lo`` keys wide.
 
-  Why 7 passes suffice: consecutive candidates, ``lo`` to the first and the
-  last to ``hi`` are at most ``ceil(w / 32)`` keys apart, so a pass leaves a
-  bracket of width ``w' <= ceil(w / 32)``, and ``ceil(ceil(w / a) / a) =
-  ceil(w / a**2)``. The bracket starts one key below ``-inf`` and at
-  ``+inf``: ``W0 = 0xFF800000 - 0x007FFFFE < 2**32``, so after 7 passes
-  ``w <= ceil(W0 / 32**7) = 1``: ``hi`` is the k-th smallest key. Candidates
-  lie strictly inside the bracket, hence are never NaN bit patterns.
+  Why 7 passes suffice: a pass leaves a bracket at most ``ceil(w / 32)``
+  candidate positions wide (consecutive candidates, ``lo`` to the first and
+  the last to ``hi`` are at most that far apart), and ``ceil(ceil(w / a) /
+  a) = ceil(w / a**2)``. The coarse bracket starts at 255 positions (``d``
+  from 0 to 0xFD, and 0xFE standing for ``+inf``): 8 after one pass, 1 after
+  two, so ``lo`` and ``hi`` are then neighbours among the coarse keys, the
+  initial ends (one key below ``-inf``, ``+inf``) included, at most
+  ``0xFF800000 - 0xFDFFFFFF < 2**25`` keys apart. After 5 passes over the
+  scores ``w <= ceil(2**25 / 32**5) = 1``: ``hi`` is the k-th smallest key.
+  Candidates lie strictly inside the bracket, hence are never NaN bit
+  patterns. The coarse passes read a quarter of the bytes of the others.
 
   Leaves are stacked by (shape, dtype) (:class:`_Buckets`): a pass is one
   counting kernel per bucket, whatever the number of leaves.
@@ -606,41 +678,49 @@ def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
   def split(values):  # (num_leaves, ...) leaf order -> per bucket
     return [values[idx] for idx in buckets.index]
 
-  # The branches take the leaves as operands and stack them themselves: a
-  # stack captured from outside would be an operand of the cond, which XLA
-  # must materialise (on XLA:GPU 8 of the selection step's bytes per score:
-  # read the leaves, write the stack), where the counting passes above read
-  # the leaves through a fused concatenation.
-  def simple(xs):  # every leaf prunes all of its ties at tau, or none
-    out = []
-    for x, t, f in zip(buckets.stack(xs), split(tau_l), split(full)):
-      t = _expand_to(t, x)
-      out.append((x < t) | ((x == t) & _expand_to(f, x)))
-    return out
+  # The conditional decides only, per leaf, how many of its ties at tau and
+  # of its NaN scores it prunes, as a row-major cut (:func:`_first_true_cut`):
+  # two int32 per leaf. The masks are then one element-wise expression of the
+  # scores outside it, which XLA fuses into the masked update; masks built
+  # inside the branches were a pass of their own (on XLA:GPU 5 of the
+  # selection step's bytes per score: read the scores, write the masks) and
+  # an output the update read again. ``simple``: every leaf prunes all of its
+  # ties at tau or none, and no NaN score.
+  none = jnp.full((len(leaves),), -1, jnp.int32)
 
+  def simple(xs):
+    del xs
+    return jnp.where(full, jnp.iinfo(jnp.int32).max, -1), none
+
+  # The branch takes the leaves as operands and stacks them itself: a stack
+  # captured from outside would be an operand of the cond, which XLA must
+  # materialise (on XLA:GPU 8 bytes per score: read the leaves, write the
+  # stack), where the counting passes above read the leaves through a fused
+  # concatenation.
   def ranked(xs):
     stacks = buckets.stack(xs)
     nans = buckets.per_leaf([jnp.sum(jnp.isnan(x), axis=tuple(
         range(1, x.ndim)), dtype=jnp.int32) for x in stacks])
     nan_take = jnp.clip(extra[gid] - prefix @ nans, 0, nans)
-    out = []
+    tie_cut, nan_cut = [], []
     for x, t, tk, nt in zip(stacks, split(tau_l), split(take),
                             split(nan_take)):
-      t = _expand_to(t, x)
-      out.append((x < t) | _first_true(x == t, tk, 1)
-                 | _first_true(jnp.isnan(x), nt, 1))
-    return out
+      tie_cut.append(_first_true_cut(x == _expand_to(t, x), tk, 1))
+      nan_cut.append(_first_true_cut(jnp.isnan(x), nt, 1))
+    return buckets.per_leaf(tie_cut), buckets.per_leaf(nan_cut)
 
   if _BRANCH_FREE[-1]:  # ``ranked`` equals ``simple`` where no leaf ranks
-    pruned = ranked(leaves)
+    tie_cut, nan_cut = ranked(list(leaves))
   else:
-    pruned = jax.lax.cond(jnp.any(partial) | jnp.any(extra > 0), ranked,
-                          simple, list(leaves))
-  masks = [None] * len(leaves)
-  for p, idx, kp in zip(pruned, buckets.index, split(kpos)):
-    p = p & _expand_to(kp, p)
-    for j, i in enumerate(idx):
-      masks[int(i)] = ~p[j]
+    tie_cut, nan_cut = jax.lax.cond(jnp.any(partial) | jnp.any(extra > 0),
+                                    ranked, simple, list(leaves))
+  masks = []
+  for i, x in enumerate(leaves):
+    x = x.astype(jnp.float32)
+    flat = _row_major_index(x.shape)
+    pruned = ((x < tau_l[i]) | ((x == tau_l[i]) & (flat <= tie_cut[i]))
+              | (jnp.isnan(x) & (flat <= nan_cut[i])))
+    masks.append(~(pruned & kpos[i]))
   return masks, _report_tau(tau, extra, k)
 
 
@@ -656,21 +736,37 @@ def _first_true(flag: jax.Array, take: jax.Array,
   """``flag`` restricted to its first ``take`` ``True`` entries, row-major.
 
   Equals ``flag & (inclusive row-major count of flag <= take)`` without a
+  scan over the array: see :func:`_first_true_cut`. The first ``batch_dims``
+  axes index independent arrays (a bucket of stacked leaves); ``take`` has
+  their shape (``<= 0``: nothing).
+  """
+  cut = _first_true_cut(flag, take, batch_dims)
+  flat = _row_major_index(flag.shape[batch_dims:])
+  return flag & (flat <= _expand_to(cut, flag))
+
+
+def _first_true_cut(flag: jax.Array, take: jax.Array,
+                    batch_dims: int = 0) -> jax.Array:
+  """The row-major index of the ``take``-th ``True`` entry of ``flag``.
+
+  ``flag & (row-major index <= cut)`` keeps the first ``take`` ``True``
+  entries; ``-1`` where ``take <= 0``, and an index at or past the last
+  ``True`` entry where ``take`` reaches their number. Computed without a
   scan over the array (a cumsum of every entry costs ~15 ns per entry on
   XLA:CPU and many passes on XLA:GPU). With rows along the last axis: the row
   ``r`` that holds the ``take``-th entry is the number of rows whose running
   total stays below ``take``; that row, extracted by a masked sum over the
-  rows, is scanned alone for the column ``j`` of the entry; the answer is
-  every entry at flat row-major index ``<= r * C + j``. Apart from scans of
-  one row and of the row totals everything is a reduction or element-wise,
-  so for an array sharded along any axis only row- or column-length vectors
-  cross devices. The first ``batch_dims`` axes index independent arrays (a
-  bucket of stacked leaves); ``take`` has their shape (``<= 0``: nothing).
+  rows, is scanned alone for the column ``j`` of the entry; the cut is
+  ``r * C + j``. Apart from scans of one row and of the row totals
+  everything is a reduction, so for an array sharded along any axis only
+  row- or column-length vectors cross devices. The first ``batch_dims`` axes
+  index independent arrays (a bucket of stacked leaves); ``take`` and the
+  result have their shape.
   """
   lead = flag.shape[:batch_dims]
   take = jnp.asarray(take, jnp.int32)
   if flag.ndim - batch_dims == 0 or flag.size == 0:
-    return flag & (_expand_to(take, flag) >= 1)
+    return jnp.where(take >= 1, 0, -1).astype(jnp.int32)
   cols = flag.shape[-1]
   f = flag.reshape(lead + (-1, cols))  # (..., R, C)
   rows = jnp.sum(f, axis=-1, dtype=jnp.int32)  # (..., R)
@@ -682,10 +778,17 @@ def _first_true(flag: jax.Array, take: jax.Array,
                   dtype=jnp.int32)  # (..., C)
   j = jnp.sum(jnp.cumsum(row_r, axis=-1) < rem[..., None], axis=-1,
               dtype=jnp.int32)
-  cut = jnp.where(take > 0, r * cols + j, -1)
-  flat = jax.lax.broadcasted_iota(jnp.int32, f.shape, f.ndim - 2) * cols + \
-      jax.lax.broadcasted_iota(jnp.int32, f.shape, f.ndim - 1)
-  return flag & (flat <= cut[..., None, None]).reshape(flag.shape)
+  return jnp.where(take > 0, r * cols + j, -1)
+
+
+def _row_major_index(shape: Sequence[int]) -> jax.Array:
+  """int32 array of ``shape`` holding each entry's row-major flat index."""
+  flat = jnp.zeros(shape, jnp.int32)
+  stride = 1
+  for axis in reversed(range(len(shape))):
+    flat = flat + jax.lax.broadcasted_iota(jnp.int32, shape, axis) * stride
+    stride *= shape[axis]
+  return flat
 
 
 def _expand_to(v: jax.Array, x: jax.Array) -> jax.Array:

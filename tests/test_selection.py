@@ -182,3 +182,31 @@ def test_first_true_per_stacked_leaf(shape):
   for f, t, g in zip(flag, take, np.asarray(got)):
     np.testing.assert_array_equal(
         g, f & (np.cumsum(f.reshape(-1)).reshape(f.shape) <= t))
+
+
+def test_coarse_counts_equal_the_float_comparisons_of_the_passes():
+  """``#(coarse key <= d) == #(x <= t_d)`` for every coarse candidate ``d``
+  (and ``d = 0xFE``: the non-NaN count), on the values where the top key byte
+  alone would be wrong: zeros of both signs, denormals, the largest floats,
+  infinities and NaN of both signs. The reference is numpy on the values as
+  the device compares them (denormals flushed where it flushes them)."""
+  tiny = np.finfo(np.float32).tiny
+  special = np.array(
+      [0.0, -0.0, 1e-45, -1e-45, 1e-39, -1e-39, tiny, -tiny, 1.0, -1.0,
+       1.7e38, -1.7e38, 3.4e38, -3.4e38, np.inf, -np.inf, np.nan, -np.nan,
+       2.35e-38, -2.35e-38, 4.2e37, -4.2e37], np.float32)
+  rng = np.random.default_rng(0)
+  x = np.concatenate([special, rng.standard_normal(200).astype(np.float32)
+                      * np.float32(10.0) ** rng.integers(-40, 39, 200)])
+  x = x.astype(np.float32)
+  coarse = np.asarray(jax.jit(selection._coarse_key)(jnp.asarray(x)))  # pylint: disable=protected-access
+  flushes = bool(jax.jit(lambda v: v == 0)(jnp.float32(1e-45)))
+  seen = np.where(np.abs(x) < tiny, np.float32(0), x) if flushes else x
+  d = np.arange(0xFF)
+  keys = (d.astype(np.uint32) << 24) | np.uint32(0xFFFFFF)
+  t = np.array(selection.key_to_float(jnp.asarray(keys)))
+  t[0xFE] = np.inf  # 0xFE stands for +inf
+  with np.errstate(invalid="ignore"):
+    want = (seen[:, None] <= t[None, :]).sum(axis=0)
+  got = (coarse[:, None].astype(np.int32) <= d[None, :]).sum(axis=0)
+  np.testing.assert_array_equal(got, want)
