@@ -453,7 +453,6 @@ class _Buckets:
                          dtype=jnp.int32))
     return out
 
-
   def coarse_counts(self, d: jax.Array) -> list[jax.Array]:
     """Per bucket, ``#(coarse key <= d)`` per leaf (:func:`_coarse_key`) for
     its group's coarse values: ``(L_b, B)`` int32 from ``d`` ``(G, B)``.
