@@ -32,8 +32,8 @@ TEST_ENV := PYTHONDONTWRITEBYTECODE= \
 	XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist worksteal tests jaxprune \
-	  experiments --ignore=experiments/configs
+	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist worksteal --durations=15 \
+	  tests jaxprune experiments --ignore=experiments/configs
 
 demo: $(STAMP)
 	$(PY) -m experiments.run --config experiments/configs/demo.py $(ARGS)
