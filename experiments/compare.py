@@ -133,14 +133,20 @@ def plot(rows: Sequence[dict], path: str) -> None:
   import matplotlib.pyplot as plt
   stats = summarize(rows)
   fig, ax = plt.subplots(figsize=(7, 4.5))
+  # Colours repeat after 10 lines; markers cycle with period 3, so that up
+  # to 30 methods keep distinct (colour, marker) pairs.
+  methods = [m for m in dict.fromkeys(r["method"] for r in rows)
+             if m != "dense"]
   for m in dict.fromkeys(r["method"] for r in rows):
     pts = sorted((s, v[0], v[1]) for (mm, s), v in stats.items() if mm == m)
     if m == "dense":
       ax.axhline(100 * pts[0][1], ls="--", color="k", label="dense")
       continue
+    i = methods.index(m)
     xs, ys, es = zip(*pts)
     ax.errorbar(xs, [100 * y for y in ys], yerr=[100 * e for e in es],
-                marker="o", capsize=3, label=m)
+                marker="o^s"[i % 3], color=f"C{i % 10}",
+                ls=":" if m.endswith("+kd") else "-", capsize=3, label=m)
   ax.set_xlabel("sparsity of the encoder's prunable weights")
   ax.set_ylabel("test accuracy (%)")
   ax.legend(fontsize=8, ncol=2)
