@@ -186,8 +186,8 @@ def test_first_true_per_stacked_leaf(shape):
 
 def test_coarse_counts_equal_the_float_comparisons_of_the_passes():
   """``#(coarse key <= d) == #(x <= t_d)`` for every coarse candidate ``d``
-  (and ``d = 0xFE``: the non-NaN count), on the values where the top key byte
-  alone would be wrong: zeros of both signs, denormals, the largest floats,
+  (and ``d = 0xFF80``: the non-NaN count), on the values where the top 16 key
+  bits alone would be wrong: zeros of both signs, denormals, the largest floats,
   infinities and NaN of both signs. The reference is numpy on the values as
   the device compares them (denormals flushed where it flushes them)."""
   tiny = np.finfo(np.float32).tiny
@@ -202,10 +202,10 @@ def test_coarse_counts_equal_the_float_comparisons_of_the_passes():
   coarse = np.asarray(jax.jit(selection._coarse_key)(jnp.asarray(x)))  # pylint: disable=protected-access
   flushes = bool(jax.jit(lambda v: v == 0)(jnp.float32(1e-45)))
   seen = np.where(np.abs(x) < tiny, np.float32(0), x) if flushes else x
-  d = np.arange(0xFF)
-  keys = (d.astype(np.uint32) << 24) | np.uint32(0xFFFFFF)
+  d = np.arange(0xFF81)
+  keys = (d.astype(np.uint32) << 16) | np.uint32(0xFFFF)
   t = np.array(selection.key_to_float(jnp.asarray(keys)))
-  t[0xFE] = np.inf  # 0xFE stands for +inf
+  t[0xFF80] = np.inf  # 0xFF80 stands for +inf
   with np.errstate(invalid="ignore"):
     want = (seen[:, None] <= t[None, :]).sum(axis=0)
   got = (coarse[:, None].astype(np.int32) <= d[None, :]).sum(axis=0)
