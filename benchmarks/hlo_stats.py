@@ -26,9 +26,10 @@ count of the loop or the branch of the conditional it sits in):
   nothing, since every computation is wrapped in a fusion; on XLA:CPU many
   ops stay unfused, so there ``kernels`` is not a GPU kernel count).
 * ``bytes``: per kernel, the bytes of its distinct operands plus those of its
-  result (tuples summed), summed over the kernels. An estimate of the memory
-  traffic: it ignores caching, in-place aliasing and a fusion reading only
-  a slice of an operand.
+  result (tuples summed), summed over the kernels; of an operand a fusion
+  reads only through a ``gather`` or ``dynamic-slice``, the bytes these
+  produce. An estimate of the memory traffic: it ignores caching, in-place
+  aliasing and other partial reads.
 * ``conditionals``: ``conditional`` ops (on XLA:GPU each copies its
   predicate to the host and waits for the stream). ``whiles_known_trip``
   have ``known_trip_count`` in their backend config; ``whiles_unknown_trip``
@@ -227,6 +228,52 @@ def _fused_sort(instr: dict, comps: dict[str, list[dict]]) -> bool:
                          for i in comps.get(m.group(1), []))
 
 
+_VIEWS = ("bitcast", "reshape", "concatenate")
+_SLICERS = ("gather", "dynamic-slice")
+
+
+def _sliced_operands(instr: dict, comps: dict[str, list[dict]]
+                     ) -> tuple[set[int], int]:
+  """For a ``fusion``: the operand positions it reads only through a
+  ``gather`` or ``dynamic-slice`` (as their operand 0, possibly through
+  bitcasts, reshapes and concatenations), and the bytes those slicing ops
+  produce, which is what the kernel reads of them."""
+  m = re.search(r"\bcalls=%?([\w.\-]+)", instr["attrs"])
+  fused = comps.get(m.group(1), []) if instr["opcode"] == "fusion" and m else []
+  users: dict[str, list[tuple[dict, int]]] = {}
+  for i in fused:
+    for pos, o in enumerate(i["operands"]):
+      users.setdefault(o, []).append((i, pos))
+
+  def slicers(name: str) -> set[str] | None:
+    """The slicing ops that read ``name``, or None if anything else does."""
+    found: set[str] = set()
+    if not users.get(name):
+      return None
+    for u, pos in users[name]:
+      if u["opcode"] in _SLICERS and pos == 0:
+        found.add(u["name"])
+      elif u["opcode"] in _VIEWS and not u["root"]:
+        below = slicers(u["name"])
+        if below is None:
+          return None
+        found |= below
+      else:
+        return None
+    return found
+
+  sliced: set[int] = set()
+  seen: set[str] = set()
+  shapes = {i["name"]: i["shape"] for i in fused}
+  for i in fused:
+    if i["opcode"] == "parameter" and i["operands"]:
+      found = slicers(i["name"])
+      if found is not None:
+        sliced.add(int(i["operands"][0]))
+        seen |= found
+  return sliced, sum(shape_bytes(shapes[n]) for n in seen)
+
+
 def _count_comp(instrs: list[dict], comps: dict[str, list[dict]]
                 ) -> tuple[dict, dict, list[str]]:
   """Counts of one computation, its opcode histogram of 'other' kernels and
@@ -254,14 +301,10 @@ def _count_comp(instrs: list[dict], comps: dict[str, list[dict]]
     c["kernels"] += 1
     if cat == "other":
       other_ops[op] = other_ops.get(op, 0) + 1
-    seen = set()
-    nbytes = shape_bytes(ins["shape"])
-    for o in ins["operands"]:
-      if o in seen:
-        continue
-      seen.add(o)
-      nbytes += shape_bytes(shapes.get(o, ""))
-    c["bytes"] += nbytes
+    sliced, slice_bytes = _sliced_operands(ins, comps)
+    read = {o for pos, o in enumerate(ins["operands"]) if pos not in sliced}
+    c["bytes"] += (shape_bytes(ins["shape"]) + slice_bytes
+                   + sum(shape_bytes(shapes.get(o, "")) for o in read))
   return c, other_ops, called
 
 

@@ -10,9 +10,7 @@ search, deviceless as ``benchmarks/gpu_proxy.py`` does (its venv:
 the cheapest path), one JSON line per variant.
 
 Run: ``.venv-proxy/bin/python benchmarks/movement_masks_proxy.py``
-(about a minute). ``--cond`` also compiles the same per-matrix selection
-(``prune_masks``, one group per matrix) with the tie/NaN ``cond`` that
-``selection.branch_free`` removes (what the top-k masks compiled to before).
+(about a minute).
 """
 from __future__ import annotations
 
@@ -56,22 +54,13 @@ def measure(name: str, masks_fn, scores: dict) -> dict:
 
 def main(argv=None) -> None:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  ap.add_argument("--cond", action="store_true",
-                  help="also the per-matrix selection with the tie/NaN cond")
-  args = ap.parse_args(argv)
+  ap.parse_args(argv)
   scores = bert_base_matrices(gpu_proxy.target_sharding())
   step = 500  # mid-ramp of a 1000-step schedule
   soft = jaxprune.soft_movement(total_steps=1000)
   topk = jaxprune.topk_movement(sparsity=0.9, total_steps=1000, where=None)
   rows = [measure("soft_movement", lambda s: soft.masks(s, step), scores),
           measure("topk_movement", lambda s: topk.masks(s, step), scores)]
-  if args.cond:
-    k = jnp.asarray([int(0.9 * x.size) for x in scores.values()], jnp.int32)
-    rows.append(measure(
-        "prune_masks per matrix, tie/NaN cond",
-        lambda s: selection.prune_masks(list(s.values()), k,
-                                        list(range(len(s))), len(s))[0],
-        scores))
   for row in rows:
     print(json.dumps(row))
 

@@ -26,16 +26,16 @@ Two searches give the same (exact) answer:
   NaN paths. Fastest on CPU, where control flow is free.
 * ``"fixed"`` (the GPU/TPU default): :func:`fixed_kth_smallest`, a fixed
   number of passes with evenly spaced candidates, over the leaves stacked by
-  (shape, dtype) into a few buckets, and at most one ``cond`` per selection.
-  On XLA:GPU a ``conditional`` or a ``while`` without a known trip count
-  copies a predicate to the host and blocks until the stream drains, and
-  every pass over 144 separate leaves is 144 small kernels; here a pass is
-  one kernel per bucket (XLA fuses the stacking into it: no stacked copy is
-  written) and nothing waits on the host but the one tie/NaN ``cond``.
+  (shape, dtype) into a few buckets, and no control flow at all. On XLA:GPU
+  a ``conditional`` or a ``while`` without a known trip count copies a
+  predicate to the host and blocks until the stream drains, and every pass
+  over 144 separate leaves is 144 small kernels; here a pass is one kernel
+  per bucket (XLA fuses the stacking into it: no stacked copy is written),
+  ties and NaN scores are ranked from the last pass's per-row counts, and
+  nothing waits on the host.
 
 :func:`search_mode` overrides the choice (e.g. to compile for a GPU on a CPU
-host, as ``benchmarks/gpu_proxy.py`` does). Inside :func:`branch_free` the
-fixed search has no ``cond`` at all (for callers that select in every step).
+host, as ``benchmarks/gpu_proxy.py`` does).
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ __all__ = [
     "prune_masks",
     "fixed_kth_smallest",
     "search_mode",
-    "branch_free",
     "floor_mul",
 ]
 
@@ -72,6 +71,8 @@ _COARSE_ZERO = 0x7FFF  # coarse value of the zero class; candidate 0x7FFF is -0.
 _SIGN = np.uint32(0x80000000)
 _KEY_NEG_INF = np.uint32(0x007FFFFF)  # ordered key of -inf
 _KEY_POS_INF = np.uint32(0xFF800000)  # ordered key of +inf
+_KEY_NEG_ZERO = np.uint32(0x7FFFFFFF)  # ordered key of -0.0
+_KEY_NEG_NORMAL = np.uint32(0x7F7FFFFF)  # ... of the negative normal nearest 0
 # Ordered key of the largest negative denormal, the first key of the class
 # {denormals, -0, +0} that compares equal to 0 under flush-to-zero.
 _KEY_ZERO_CLASS = np.uint32(0x7F800000)
@@ -362,41 +363,6 @@ def search_mode(mode: str) -> Iterator[None]:
     _SEARCH.pop()
 
 
-_BRANCH_FREE = [False]
-
-
-@contextlib.contextmanager
-def branch_free() -> Iterator[None]:
-  """Context manager: fixed-search selections traced inside it have no ``cond``.
-
-  The fixed search (GPU/TPU) ranks the ties at the threshold and the NaN
-  scores under one ``cond``, taken only when some leaf prunes part of its
-  ties or NaN scores must be pruned. Inside this context that ranking always
-  runs (the masks are the same): a few more element-wise passes instead of
-  a ``conditional``, which on XLA:GPU is a host synchronisation. For callers
-  that select in every step, such as movement pruning's top-k masks in
-  every forward pass; a pruning transformation selects only at mask events
-  and keeps the ``cond``. Compiled for an H100 on BERT-base's 72 matrices
-  (top-k per matrix), the masks take 165 kernels and 47.1 bytes per score
-  with no ``conditional``, against 118 kernels and 44.0 bytes on the
-  cheapest path of the ``cond``, plus its synchronisation.
-
-  Example:
-    >>> import jax.numpy as jnp
-    >>> from jaxprune import selection
-    >>> with selection.search_mode("fixed"), selection.branch_free():
-    ...   masks, tau = selection.prune_masks([jnp.array([2., 1., 2.])],
-    ...                                      jnp.array([2]))
-    >>> masks[0].tolist()
-    [False, False, True]
-  """
-  _BRANCH_FREE.append(True)
-  try:
-    yield
-  finally:
-    _BRANCH_FREE.pop()
-
-
 def _resolve_search(search: str | None) -> str:
   mode = _SEARCH[-1] if search is None else search
   if mode not in ("auto", "adaptive", "fixed"):
@@ -453,6 +419,17 @@ class _Buckets:
                          dtype=jnp.int32))
     return out
 
+  def row_counts(self, thresholds: jax.Array) -> list[jax.Array]:
+    """Per bucket, ``#(x <= t)`` per row (all axes but the last flattened)
+    of each leaf for its group's thresholds: ``(L_b, R_b, B)`` int32 from
+    ``thresholds`` of shape ``(G, B)``."""
+    out = []
+    for x, gid in zip(self.stacks, self.gid):
+      x = _as_rows(x, 1)  # (L_b, R_b, C_b)
+      t = thresholds.astype(jnp.float32)[gid][:, None, None, :]
+      out.append(jnp.sum(x[..., None] <= t, axis=2, dtype=jnp.int32))
+    return out
+
   def coarse_counts(self, d: jax.Array) -> list[jax.Array]:
     """Per bucket, ``#(coarse key <= d)`` per leaf (:func:`_coarse_key`) for
     its group's coarse values: ``(L_b, B)`` int32 from ``d`` ``(G, B)``.
@@ -487,6 +464,15 @@ def _coarse_key(x: jax.Array) -> jax.Array:
   0x7FFF, as -0.0 (``t_0x7FFF``) is: ``+0 <= -0`` holds for floats, as do
   denormals where the device flushes them to zero (the comparison ``x == 0``
   here flushes them exactly where the passes' comparisons do).
+
+  Where the device flushes denormals, it flushes the candidates ``t_d`` from
+  0x7F80 to 0x7FFE (negative denormals) too: a float pass would count the
+  zeros there, the coarse count does not. The two differ by the zeros alone,
+  so they disagree on whether ``k`` scores lie at or below ``t_d`` only when
+  the k-th smallest score is 0; then the coarse passes leave the bracket
+  with ``lo`` below the zeros, the float passes close it on a denormal key
+  that compares equal to 0, and ``#(x < tau)`` is the count at ``lo``, as
+  the masks need.
   """
   x = x.astype(jnp.float32)
   top = jnp.where(x == 0, _COARSE_ZERO, float_to_key(x) >> _COARSE_SHIFT)
@@ -543,9 +529,17 @@ def _initial_bracket(sizes: np.ndarray):
 
 
 def _fixed_search(buckets: _Buckets, k: jax.Array, sizes: np.ndarray,
-                  groups: Sequence[int]):
-  """``(lo, hi, c_lo, lo_leaf, hi_leaf)``: the final bracket of keys, the
-  count below ``hi``, and per leaf ``#(x <= lo)`` and ``#(x <= hi)``."""
+                  groups: Sequence[int], rows: bool = False):
+  """``(lo, hi, c_lo, lo_leaf, hi_leaf, ends)``: the final bracket of keys,
+  the count below ``hi``, and per leaf ``#(x <= lo)`` and ``#(x <= hi)``.
+
+  With ``rows``, ``ends`` holds per bucket the count per row (all axes but
+  the last) at ``lo``, ``hi``, ``+inf``, ``-0.0`` and the negative normal
+  nearest 0, ``(L_b, R_b, 5)`` int32 (else None). The last pass counts
+  them: its bracket is narrower than its candidates, which then cover every
+  key inside it, so the final ends are among its thresholds once the old
+  ends are added to them.
+  """
   state = _initial_bracket(sizes) + (
       jnp.zeros((buckets.num_leaves,), jnp.int32), None)
   j = jnp.arange(1, _FIXED_CANDIDATES + 1, dtype=jnp.int32)
@@ -574,19 +568,44 @@ def _fixed_search(buckets: _Buckets, k: jax.Array, sizes: np.ndarray,
     state = _advance(state, cand, per_leaf, k, groups, k.shape[0],
                      active=width > 1)
   j = jnp.arange(1, _FIXED_CANDIDATES + 1, dtype=jnp.uint32)
-  for _ in range(_FIXED_PASSES):
+  ends = None
+  for p in range(_FIXED_PASSES):
     lo, hi = state[:2]
     width = hi - lo  # >= 1
     step = (width // (_FIXED_CANDIDATES + 1)
             + (width % (_FIXED_CANDIDATES + 1) != 0).astype(jnp.uint32))
     cand = jnp.minimum(lo[:, None] + j[None, :] * step[:, None],
                        (hi - 1)[:, None])
-    per_leaf = buckets.per_leaf(buckets.counts(key_to_float(cand)))
+    if rows and p == _FIXED_PASSES - 1:
+      fixed = jnp.asarray([_KEY_POS_INF, _KEY_NEG_ZERO, _KEY_NEG_NORMAL],
+                          jnp.uint32)
+      ext = jnp.concatenate(
+          [cand, lo[:, None], hi[:, None],
+           jnp.broadcast_to(fixed, (lo.shape[0], 3))], axis=1)
+      # The barrier keeps XLA from merging the sum over rows into the
+      # count (a reduction of a reduction): it would count the scores again.
+      per_row = jax.lax.optimization_barrier(
+          buckets.row_counts(key_to_float(ext)))
+      per_leaf = buckets.per_leaf([jnp.sum(c, axis=1) for c in per_row])
+      per_leaf = per_leaf[:, :_FIXED_CANDIDATES]
+    else:
+      per_leaf = buckets.per_leaf(buckets.counts(key_to_float(cand)))
     # A finished group (width 1: its only candidate is lo) keeps its bracket.
     state = _advance(state, cand, per_leaf, k, groups, k.shape[0],
                      active=width > 1)
+    if rows and p == _FIXED_PASSES - 1:
+      lo, hi = state[:2]
+      ends_at = ext[:, :-3]
+      b = ext.shape[1]
+      col = jnp.stack([jnp.argmax(ends_at == lo[:, None], axis=1),
+                       jnp.argmax(ends_at == hi[:, None], axis=1)]
+                      + [jnp.full_like(lo, c, jnp.int32)
+                         for c in (b - 3, b - 2, b - 1)],
+                      axis=1).astype(jnp.int32)  # (G, 5)
+      ends = [jnp.take_along_axis(c, col[gid][:, None, :], axis=2)
+              for c, gid in zip(per_row, buckets.gid)]
   lo, hi, c_lo, _, lo_leaf, hi_leaf = state
-  return lo, hi, c_lo, lo_leaf, hi_leaf
+  return lo, hi, c_lo, lo_leaf, hi_leaf, ends
 
 
 def fixed_kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
@@ -635,8 +654,8 @@ def fixed_kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
   sizes = np.zeros(num_groups, np.int64)
   for leaf, g in zip(leaves, groups):
     sizes[g] += int(np.prod(leaf.shape))
-  lo, hi, c_lo, _, _ = _fixed_search(_Buckets(leaves, groups), k, sizes,
-                                     groups)
+  lo, hi, c_lo, _, _, _ = _fixed_search(_Buckets(leaves, groups), k, sizes,
+                                        groups)
   return key_to_float(hi), c_lo, key_to_float(lo)
 
 
@@ -653,14 +672,24 @@ def _segment_prefix(groups: Sequence[int]) -> np.ndarray:
 def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
                        groups: Sequence[int], num_groups: int
                        ) -> tuple[list[jax.Array], jax.Array]:
-  """:func:`prune_masks` with the fixed search on buckets and one ``cond``."""
+  """:func:`prune_masks` with the fixed search on buckets, without a ``cond``.
+
+  Which tied entries (and NaN scores) a leaf prunes is a row-major cut: the
+  row that holds the last one comes from the per-row counts of the search's
+  last pass (ties at ``tau``: ``#(x <= hi) - #(x <= lo)``; NaN: the row
+  length less ``#(x <= +inf)``), and that row alone is read back, by a
+  gather, to find the column. So ranking costs no pass over the scores and
+  runs on every selection: no ``conditional``, which on XLA:GPU would be a
+  host synchronisation. The masks are one element-wise expression of the
+  scores, which XLA fuses into the masked update.
+  """
   sizes = np.zeros(num_groups, np.int64)
   for leaf, g in zip(leaves, groups):
     sizes[g] += int(np.prod(leaf.shape))
   buckets = _Buckets(leaves, groups)
   safe_k = jnp.maximum(k, 1)
-  lo, hi, below, lo_leaf, hi_leaf = _fixed_search(buckets, safe_k, sizes,
-                                                  groups)
+  _, hi, below, lo_leaf, hi_leaf, ends = _fixed_search(
+      buckets, safe_k, sizes, groups, rows=True)
   tau = key_to_float(hi)
   need = k - below  # ties at tau still to prune, per group
   gid = np.asarray(groups, np.int32)
@@ -668,55 +697,41 @@ def _prune_masks_fixed(leaves: Sequence[jax.Array], k: jax.Array,
   # Per leaf, #(x <= tau) - #(x < tau), with lo the key just under tau: the
   # search counted both (no counting pass of its own).
   ties = hi_leaf - lo_leaf  # (num_leaves,), leaf order
+  nans = jnp.asarray([int(np.prod(x.shape)) for x in leaves], jnp.int32) - (
+      buckets.per_leaf([jnp.sum(e[..., 2], axis=1) for e in ends]))
   group_ties = jnp.zeros((num_groups,), jnp.int32).at[gid].add(ties)
   # With more to prune than non-NaN scores, the rest are NaN scores.
   extra = jnp.maximum(need - group_ties, 0)
-  offset = prefix @ ties
-  take = jnp.clip(need[gid] - offset, 0, ties)
-  partial = (take > 0) & (take < ties)
-  full = (take == ties) & (take > 0)
-  kpos = (k > 0)[gid]
+  take = jnp.clip(need[gid] - prefix @ ties, 0, ties)
+  nan_take = jnp.clip(extra[gid] - prefix @ nans, 0, nans)
   tau_l = tau[gid]
+  kpos = (k > 0)[gid]
 
-  def split(values):  # (num_leaves, ...) leaf order -> per bucket
-    return [values[idx] for idx in buckets.index]
-
-  # The conditional decides only, per leaf, how many of its ties at tau and
-  # of its NaN scores it prunes, as a row-major cut (:func:`_first_true_cut`):
-  # two int32 per leaf. The masks are then one element-wise expression of the
-  # scores outside it, which XLA fuses into the masked update; masks built
-  # inside the branches were a pass of their own (on XLA:GPU 5 of the
-  # selection step's bytes per score: read the scores, write the masks) and
-  # an output the update read again. ``simple``: every leaf prunes all of its
-  # ties at tau or none, and no NaN score.
-  none = jnp.full((len(leaves),), -1, jnp.int32)
-
-  def simple(xs):
-    del xs
-    return jnp.where(full, jnp.iinfo(jnp.int32).max, -1), none
-
-  # The branch takes the leaves as operands and stacks them itself: a stack
-  # captured from outside would be an operand of the cond, which XLA must
-  # materialise (on XLA:GPU 8 bytes per score: read the leaves, write the
-  # stack), where the counting passes above read the leaves through a fused
-  # concatenation.
-  def ranked(xs):
-    stacks = buckets.stack(xs)
-    nans = buckets.per_leaf([jnp.sum(jnp.isnan(x), axis=tuple(
-        range(1, x.ndim)), dtype=jnp.int32) for x in stacks])
-    nan_take = jnp.clip(extra[gid] - prefix @ nans, 0, nans)
-    tie_cut, nan_cut = [], []
-    for x, t, tk, nt in zip(stacks, split(tau_l), split(take),
-                            split(nan_take)):
-      tie_cut.append(_first_true_cut(x == _expand_to(t, x), tk, 1))
-      nan_cut.append(_first_true_cut(jnp.isnan(x), nt, 1))
-    return buckets.per_leaf(tie_cut), buckets.per_leaf(nan_cut)
-
-  if _BRANCH_FREE[-1]:  # ``ranked`` equals ``simple`` where no leaf ranks
-    tie_cut, nan_cut = ranked(list(leaves))
-  else:
-    tie_cut, nan_cut = jax.lax.cond(jnp.any(partial) | jnp.any(extra > 0),
-                                    ranked, simple, list(leaves))
+  tie_cut, nan_cut = [], []
+  for idx, x, e in zip(buckets.index, buckets.stacks, ends):
+    x = _as_rows(x, 1)  # (L_b, R_b, C_b)
+    t_take, n_take = take[idx], nan_take[idx]
+    # Ties per row: between the ends, except where the device flushes
+    # denormals and tau is one (see _coarse_key): then the float count at lo
+    # (a denormal too, set by a coarse pass) includes the zeros, the ties,
+    # and the leaf's count at lo tells it; the ties are then the zeros,
+    # counted between -0.0 and the negative normal nearest 0.
+    zero = (jnp.sum(e[..., 0], axis=1) != lo_leaf[idx])[:, None]
+    r_t, rem_t = _cut_row(jnp.where(zero, e[..., 3] - e[..., 4],
+                                    e[..., 1] - e[..., 0]), t_take)
+    r_n, rem_n = _cut_row(x.shape[2] - e[..., 2], n_take)
+    if x.shape[1] * x.shape[2] == 0:  # empty leaves: nothing to cut
+      tie_cut.append(jnp.full(t_take.shape, -1, jnp.int32))
+      nan_cut.append(jnp.full(n_take.shape, -1, jnp.int32))
+      continue
+    r = jnp.minimum(jnp.stack([r_t, r_n], axis=1), x.shape[1] - 1)
+    row = jnp.take_along_axis(x, r[:, :, None], axis=1)  # (L_b, 2, C_b)
+    j_t = _col_in_row(row[:, 0] == tau_l[idx][:, None], rem_t)
+    j_n = _col_in_row(jnp.isnan(row[:, 1]), rem_n)
+    tie_cut.append(jnp.where(t_take > 0, r_t * x.shape[2] + j_t, -1))
+    nan_cut.append(jnp.where(n_take > 0, r_n * x.shape[2] + j_n, -1))
+  tie_cut = buckets.per_leaf(tie_cut)
+  nan_cut = buckets.per_leaf(nan_cut)
   masks = []
   for i, x in enumerate(leaves):
     x = x.astype(jnp.float32)
@@ -758,30 +773,49 @@ def _first_true_cut(flag: jax.Array, take: jax.Array,
   scan over the array (a cumsum of every entry costs ~15 ns per entry on
   XLA:CPU and many passes on XLA:GPU). With rows along the last axis: the row
   ``r`` that holds the ``take``-th entry is the number of rows whose running
-  total stays below ``take``; that row, extracted by a masked sum over the
-  rows, is scanned alone for the column ``j`` of the entry; the cut is
-  ``r * C + j``. Apart from scans of one row and of the row totals
-  everything is a reduction, so for an array sharded along any axis only
-  row- or column-length vectors cross devices. The first ``batch_dims`` axes
-  index independent arrays (a bucket of stacked leaves); ``take`` and the
-  result have their shape.
+  total stays below ``take`` (:func:`_cut_row`); that row, extracted by a
+  masked sum over the rows, is scanned alone for the column ``j`` of the
+  entry (:func:`_col_in_row`); the cut is ``r * C + j``. Apart from scans of
+  one row and of the row totals everything is a reduction, so for an array
+  sharded along any axis only row- or column-length vectors cross devices.
+  The first ``batch_dims`` axes index independent arrays (a bucket of
+  stacked leaves); ``take`` and the result have their shape.
   """
-  lead = flag.shape[:batch_dims]
   take = jnp.asarray(take, jnp.int32)
   if flag.ndim - batch_dims == 0 or flag.size == 0:
     return jnp.where(take >= 1, 0, -1).astype(jnp.int32)
-  cols = flag.shape[-1]
-  f = flag.reshape(lead + (-1, cols))  # (..., R, C)
-  rows = jnp.sum(f, axis=-1, dtype=jnp.int32)  # (..., R)
-  row_idx = jnp.arange(rows.shape[-1], dtype=jnp.int32)
-  r = jnp.sum(jnp.cumsum(rows, axis=-1) < take[..., None], axis=-1,
-              dtype=jnp.int32)  # R where take exceeds the total
-  rem = take - jnp.sum(jnp.where(row_idx < r[..., None], rows, 0), axis=-1)
+  f = _as_rows(flag, batch_dims)  # (..., R, C)
+  r, rem = _cut_row(jnp.sum(f, axis=-1, dtype=jnp.int32), take)
+  row_idx = jnp.arange(f.shape[-2], dtype=jnp.int32)
   row_r = jnp.sum(f & (row_idx == r[..., None])[..., None], axis=-2,
                   dtype=jnp.int32)  # (..., C)
-  j = jnp.sum(jnp.cumsum(row_r, axis=-1) < rem[..., None], axis=-1,
+  j = _col_in_row(row_r, rem)
+  return jnp.where(take > 0, r * f.shape[-1] + j, -1)
+
+
+def _as_rows(x: jax.Array, batch_dims: int) -> jax.Array:
+  """``x`` with the axes after the first ``batch_dims`` as ``(rows, C)``:
+  all but the last flattened (one row for fewer than two of them)."""
+  lead, rest = x.shape[:batch_dims], x.shape[batch_dims:]
+  cols = rest[-1] if rest else 1
+  return x.reshape(lead + (int(np.prod(rest[:-1])), cols))
+
+
+def _cut_row(rows: jax.Array, take: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """From per-row counts ``(..., R)``: the row ``r`` that holds the
+  ``take``-th counted entry (``R`` where ``take`` exceeds their total) and how
+  many of them that row must give, ``rem``."""
+  row_idx = jnp.arange(rows.shape[-1], dtype=jnp.int32)
+  r = jnp.sum(jnp.cumsum(rows, axis=-1) < take[..., None], axis=-1,
               dtype=jnp.int32)
-  return jnp.where(take > 0, r * cols + j, -1)
+  rem = take - jnp.sum(jnp.where(row_idx < r[..., None], rows, 0), axis=-1)
+  return r, rem
+
+
+def _col_in_row(row: jax.Array, rem: jax.Array) -> jax.Array:
+  """The column of the ``rem``-th ``True`` entry of ``row`` ``(..., C)``."""
+  return jnp.sum(jnp.cumsum(row, axis=-1, dtype=jnp.int32) < rem[..., None],
+                 axis=-1, dtype=jnp.int32)
 
 
 def _row_major_index(shape: Sequence[int]) -> jax.Array:

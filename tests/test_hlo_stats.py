@@ -163,3 +163,42 @@ ENTRY %main (x: f32[16]) -> f32[16] {
   c = hlo_stats.hlo_counts(text)
   assert (c["kernels"], c["sorts"], c["fusions"]) == (1, 1, 0)
   assert c["bytes"] == 128
+
+
+_GATHER_HLO = """
+HloModule m
+
+%fused_rows (p0: f32[64,256], p1: f32[64,256], p2: s32[2,2], p3: f32[8]) -> (f32[2,1,256], f32[8]) {
+  %p0 = f32[64,256]{1,0} parameter(0)
+  %b0 = f32[1,64,256]{2,1,0} bitcast(%p0)
+  %p1 = f32[64,256]{1,0} parameter(1)
+  %b1 = f32[1,64,256]{2,1,0} bitcast(%p1)
+  %stack = f32[2,64,256]{2,1,0} concatenate(%b0, %b1), dimensions={0}
+  %p2 = s32[2,2]{1,0} parameter(2)
+  %g = f32[2,1,256]{2,1,0} gather(%stack, %p2), offset_dims={1,2}, collapsed_slice_dims={0}, start_index_map={0,1}, index_vector_dim=1, slice_sizes={1,1,256}
+  %p3 = f32[8]{0} parameter(3)
+  %n = f32[8]{0} negate(%p3)
+  ROOT %t = (f32[2,1,256]{2,1,0}, f32[8]{0}) tuple(%g, %n)
+}
+
+ENTRY %main (x: f32[64,256], y: f32[64,256], i: s32[2,2], z: f32[8]) -> (f32[2,1,256], f32[8]) {
+  %x = f32[64,256]{1,0} parameter(0)
+  %y = f32[64,256]{1,0} parameter(1)
+  %i = s32[2,2]{1,0} parameter(2)
+  %z = f32[8]{0} parameter(3)
+  ROOT %f = (f32[2,1,256]{2,1,0}, f32[8]{0}) fusion(%x, %y, %i, %z), kind=kLoop, calls=%fused_rows
+}
+"""
+
+
+def test_bytes_of_an_operand_read_through_a_gather_are_the_slice():
+  """A fusion that reads two 64 x 256 leaves only through a gather of one
+  row each counts the two rows (2 x 256 x 4 bytes), not the leaves."""
+  c = hlo_stats.hlo_counts(_GATHER_HLO)
+  out = 2 * 256 * 4 + 8 * 4
+  assert c["bytes"] == out + 2 * 256 * 4 + 2 * 2 * 4 + 8 * 4
+  # The same fusion with the leaves also negated: read in full.
+  text = _GATHER_HLO.replace("%n = f32[8]{0} negate(%p3)",
+                             "%n = f32[8]{0} negate(%p3)\n  %m = f32[64,256]{1,0} negate(%p0)")
+  c = hlo_stats.hlo_counts(text)
+  assert c["bytes"] == out + 2 * 256 * 4 + 64 * 256 * 4 + 2 * 2 * 4 + 8 * 4

@@ -51,15 +51,9 @@ def pruned_count(masks) -> int:
 
 
 SEARCHES = ["adaptive", "fixed"]  # both searches must give numpy's answer
-# Plus the fixed search without its tie/NaN cond (selection.branch_free).
-ALL_SEARCHES = SEARCHES + ["branch_free"]
 
 
 def _masks(leaves, k, groups=None, num_groups=1, search=None):
-  if search == "branch_free":
-    with selection.branch_free():
-      return selection.prune_masks(leaves, k, groups, num_groups,
-                                   search="fixed")
   return selection.prune_masks(leaves, k, groups, num_groups, search=search)
 
 
@@ -135,7 +129,7 @@ TINY_CASES = {
 }
 
 
-@pytest.mark.parametrize("search", ALL_SEARCHES)
+@pytest.mark.parametrize("search", SEARCHES)
 @pytest.mark.parametrize("name", sorted(TINY_CASES))
 def test_tiny_scores_and_ties_keep_exact_k(name, search):
   rng = np.random.default_rng(len(name))
@@ -374,7 +368,7 @@ def score_leaves(draw):
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(leaves=score_leaves(),
                   fracs=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
-                  search=st.sampled_from(ALL_SEARCHES))
+                  search=st.sampled_from(SEARCHES))
 def test_property_global_selection_matches_numpy(leaves, fracs, search):
   n = sum(x.size for x in leaves)
   for frac in fracs:  # k is traced: one compilation serves every k
@@ -386,7 +380,7 @@ def test_property_global_selection_matches_numpy(leaves, fracs, search):
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(leaves=score_leaves(), fracs=st.lists(
     st.floats(0.0, 1.0), min_size=4, max_size=4), data=st.data(),
-                  search=st.sampled_from(ALL_SEARCHES))
+                  search=st.sampled_from(SEARCHES))
 def test_property_grouped_selection_matches_numpy(leaves, fracs, data,
                                                   search):
   """Leaves in random groups: each group is selected on its own."""

@@ -339,8 +339,7 @@ def topk_movement(*, sparsity: float, total_steps: int,
                           granularity, target)
     frac = schedule.sparsity(step)
     k = layout.k(frac, frac == jnp.float32(target))
-    with selection.branch_free():  # selects in every forward pass
-      keep, _ = layout.select(leaves, k)
+    keep, _ = layout.select(leaves, k)
     return keep
 
   return _build(where, score_init, threshold, leaf_masks, None)
