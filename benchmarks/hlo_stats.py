@@ -27,8 +27,8 @@ count of the loop or the branch of the conditional it sits in):
   ops stay unfused, so there ``kernels`` is not a GPU kernel count).
 * ``bytes``: per kernel, the bytes of its distinct operands plus those of its
   result (tuples summed), summed over the kernels; of an operand a fusion
-  reads only through a ``gather`` or ``dynamic-slice``, the bytes these
-  produce. An estimate of the memory traffic: it ignores caching, in-place
+  reads only through a ``gather`` or ``dynamic-slice`` (possibly after
+  element-wise ops), the fraction they take of it. An estimate of the memory traffic: it ignores caching, in-place
   aliasing and other partial reads.
 * ``conditionals``: ``conditional`` ops (on XLA:GPU each copies its
   predicate to the host and waits for the stream). ``whiles_known_trip``
@@ -229,21 +229,27 @@ def _fused_sort(instr: dict, comps: dict[str, list[dict]]) -> bool:
 
 
 _VIEWS = ("bitcast", "reshape", "concatenate")
+# Element-wise ops: a fusion evaluates them only where its gather reads.
+_ELEMENTWISE = ("abs", "add", "and", "bitcast-convert", "clamp", "compare",
+                "convert", "divide", "exponential", "log", "maximum",
+                "minimum", "multiply", "negate", "not", "or", "power",
+                "rsqrt", "select", "sign", "sqrt", "subtract", "tanh", "xor")
 _SLICERS = ("gather", "dynamic-slice")
 
 
 def _sliced_operands(instr: dict, comps: dict[str, list[dict]]
-                     ) -> tuple[set[int], int]:
+                     ) -> tuple[set[int], float]:
   """For a ``fusion``: the operand positions it reads only through a
-  ``gather`` or ``dynamic-slice`` (as their operand 0, possibly through
-  bitcasts, reshapes and concatenations), and the bytes those slicing ops
-  produce, which is what the kernel reads of them."""
+  ``gather`` or ``dynamic-slice`` (into their operand 0, through bitcasts,
+  reshapes, concatenations and element-wise ops), and the bytes it reads of
+  them: of each, the fraction of its slicing ops' operand they produce."""
   m = re.search(r"\bcalls=%?([\w.\-]+)", instr["attrs"])
   fused = comps.get(m.group(1), []) if instr["opcode"] == "fusion" and m else []
   users: dict[str, list[tuple[dict, int]]] = {}
   for i in fused:
     for pos, o in enumerate(i["operands"]):
       users.setdefault(o, []).append((i, pos))
+  shapes = {i["name"]: i["shape"] for i in fused}
 
   def slicers(name: str) -> set[str] | None:
     """The slicing ops that read ``name``, or None if anything else does."""
@@ -253,7 +259,7 @@ def _sliced_operands(instr: dict, comps: dict[str, list[dict]]
     for u, pos in users[name]:
       if u["opcode"] in _SLICERS and pos == 0:
         found.add(u["name"])
-      elif u["opcode"] in _VIEWS and not u["root"]:
+      elif u["opcode"] in _VIEWS + _ELEMENTWISE and not u["root"]:
         below = slicers(u["name"])
         if below is None:
           return None
@@ -262,16 +268,19 @@ def _sliced_operands(instr: dict, comps: dict[str, list[dict]]
         return None
     return found
 
+  by_name = {i["name"]: i for i in fused}
   sliced: set[int] = set()
-  seen: set[str] = set()
-  shapes = {i["name"]: i["shape"] for i in fused}
+  nbytes = 0.0
   for i in fused:
     if i["opcode"] == "parameter" and i["operands"]:
       found = slicers(i["name"])
       if found is not None:
         sliced.add(int(i["operands"][0]))
-        seen |= found
-  return sliced, sum(shape_bytes(shapes[n]) for n in seen)
+        nbytes += shape_bytes(i["shape"]) * sum(
+            shape_bytes(shapes[n])
+            / max(shape_bytes(shapes.get(by_name[n]["operands"][0], "")), 1)
+            for n in found)
+  return sliced, nbytes
 
 
 def _count_comp(instrs: list[dict], comps: dict[str, list[dict]]
@@ -303,8 +312,8 @@ def _count_comp(instrs: list[dict], comps: dict[str, list[dict]]
       other_ops[op] = other_ops.get(op, 0) + 1
     sliced, slice_bytes = _sliced_operands(ins, comps)
     read = {o for pos, o in enumerate(ins["operands"]) if pos not in sliced}
-    c["bytes"] += (shape_bytes(ins["shape"]) + slice_bytes
-                   + sum(shape_bytes(shapes.get(o, "")) for o in read))
+    c["bytes"] += round(shape_bytes(ins["shape"]) + slice_bytes
+                        + sum(shape_bytes(shapes.get(o, "")) for o in read))
   return c, other_ops, called
 
 

@@ -193,12 +193,18 @@ ENTRY %main (x: f32[64,256], y: f32[64,256], i: s32[2,2], z: f32[8]) -> (f32[2,1
 
 def test_bytes_of_an_operand_read_through_a_gather_are_the_slice():
   """A fusion that reads two 64 x 256 leaves only through a gather of one
-  row each counts the two rows (2 x 256 x 4 bytes), not the leaves."""
+  row each counts the two rows (2 x 256 x 4 bytes), not the leaves; an
+  element-wise op between them and the gather changes nothing."""
   c = hlo_stats.hlo_counts(_GATHER_HLO)
   out = 2 * 256 * 4 + 8 * 4
   assert c["bytes"] == out + 2 * 256 * 4 + 2 * 2 * 4 + 8 * 4
-  # The same fusion with the leaves also negated: read in full.
+  # The same fusion with the first leaf also negated: read in full, and of
+  # the second the gather reads one row of its two.
   text = _GATHER_HLO.replace("%n = f32[8]{0} negate(%p3)",
                              "%n = f32[8]{0} negate(%p3)\n  %m = f32[64,256]{1,0} negate(%p0)")
   c = hlo_stats.hlo_counts(text)
-  assert c["bytes"] == out + 2 * 256 * 4 + 64 * 256 * 4 + 2 * 2 * 4 + 8 * 4
+  assert c["bytes"] == out + 256 * 4 + 64 * 256 * 4 + 2 * 2 * 4 + 8 * 4
+  text = _GATHER_HLO.replace(
+      "%b0 = f32[1,64,256]{2,1,0} bitcast(%p0)",
+      "%a0 = f32[64,256]{1,0} abs(%p0)\n  %b0 = f32[1,64,256]{2,1,0} bitcast(%a0)")
+  assert hlo_stats.hlo_counts(text)["bytes"] == out + 2 * 256 * 4 + 2 * 2 * 4 + 8 * 4
