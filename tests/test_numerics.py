@@ -364,7 +364,7 @@ def score_leaves(draw):
   return leaves
 
 
-@hypothesis.settings(deadline=None, max_examples=30,
+@hypothesis.settings(deadline=None, max_examples=24,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(leaves=score_leaves(),
                   fracs=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
@@ -376,7 +376,7 @@ def test_property_global_selection_matches_numpy(leaves, fracs, search):
                            search=search)
 
 
-@hypothesis.settings(deadline=None, max_examples=20,
+@hypothesis.settings(deadline=None, max_examples=16,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(leaves=score_leaves(), fracs=st.lists(
     st.floats(0.0, 1.0), min_size=4, max_size=4), data=st.data(),

@@ -138,7 +138,7 @@ def test_floor_mul_is_exact(n, p):
   assert int(selection.floor_mul(n, jnp.float32(pf))) == expected
 
 
-@hypothesis.settings(deadline=None, max_examples=25)
+@hypothesis.settings(deadline=None, max_examples=10)
 @hypothesis.given(
     sizes=st.lists(st.integers(0, 40), min_size=1, max_size=4),
     distinct=st.integers(1, 6),
