@@ -55,21 +55,3 @@ def _release_compiled_programs():
   import jax
   jax.clear_caches()
   gc.collect()
-
-
-# Modules holding the longest tests (30-60 s each: subprocesses, whole runs)
-# go first. pytest-xdist's worksteal scheduler then balances the two workers
-# with short tests at the end, instead of one worker finishing a minute-long
-# test alone. Modules stay contiguous (their module fixtures run once).
-_FIRST = ("test_multihost.py", "test_resume_kill.py", "test_deepcuts.py",
-          "test_distributed.py", "test_runner.py", "test_benchmarks.py")
-
-
-def pytest_collection_modifyitems(config, items):
-  del config
-
-  def rank(item):
-    name = os.path.basename(str(item.fspath))
-    return _FIRST.index(name) if name in _FIRST else len(_FIRST)
-
-  items.sort(key=rank)  # stable: the order within each module is kept
