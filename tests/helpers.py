@@ -70,3 +70,15 @@ def run_scenario(module, name):
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
   assert f"scenario {name} ok" in proc.stdout
+
+
+def compiled_text(lowered) -> str:
+  """The optimized HLO of ``lowered`` as XLA compiles it by default.
+
+  conftest.py turns XLA:CPU's fusion emitters off to compile faster, and
+  without them XLA expands a scatter (a loss's ``take_along_axis`` gradient)
+  into a while loop. Tests that count ``conditional`` and ``while`` ops
+  compile with the default, as users get it.
+  """
+  return lowered.compile(
+      compiler_options={"xla_cpu_use_fusion_emitters": True}).as_text()

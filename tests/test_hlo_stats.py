@@ -15,6 +15,8 @@ if BENCH not in sys.path:
 
 import hlo_stats  # noqa: E402  (benchmarks/hlo_stats.py)
 
+from tests import helpers  # noqa: E402
+
 _MODULE = """\
 HloModule jit_f, is_scheduled=true, entry_computation_layout={(f32[8,4]{1,0}, pred[])->(f32[8,4]{1,0}, s32[])}
 
@@ -122,7 +124,7 @@ def test_cpu_cond_and_while_loops():
 
   x = jax.ShapeDtypeStruct((64, 64), jnp.float32)
   n = jax.ShapeDtypeStruct((), jnp.int32)
-  text = jax.jit(f).lower(x, n).compile().as_text()
+  text = helpers.compiled_text(jax.jit(f).lower(x, n))
   c = hlo_stats.hlo_counts(text)
   assert c["conditionals"] == 1, c
   # The fori_loop's static bounds give XLA:CPU a known trip count too.
@@ -134,8 +136,8 @@ def test_cpu_cond_and_while_loops():
 
 
 def test_cpu_straight_line_has_no_control_flow():
-  text = jax.jit(lambda a, b: (a * b + 1.0, a.sum())).lower(
-      jnp.ones((8, 8)), jnp.ones((8, 8))).compile().as_text()
+  text = helpers.compiled_text(jax.jit(lambda a, b: (a * b + 1.0, a.sum())
+                                      ).lower(jnp.ones((8, 8)), jnp.ones((8, 8))))
   c = hlo_stats.hlo_counts(text)
   assert c["conditionals"] == 0
   assert c["whiles_known_trip"] == c["whiles_unknown_trip"] == 0

@@ -9,6 +9,7 @@ import pytest
 import jaxprune
 from jaxprune import train
 from jaxprune.methods import soft_movement as sm_lib
+from tests import helpers
 from tests import train_helpers
 
 T, T_I, T_F, TAU, LAM = 50, 5, 10, 0.1, 400.0
@@ -136,8 +137,8 @@ def test_min_keep_per_leaf_matches_numpy_with_one_conditional():
     fixed = sm_lib.soft_movement(total_steps=T, warmup_steps=T_I,
                                  final_steps=T_F, final_threshold=TAU,
                                  min_keep=0.02)
-    text = jax.jit(fixed.masks, static_argnums=1).lower(scores, T).compile(
-        ).as_text()
+    text = helpers.compiled_text(
+        jax.jit(fixed.masks, static_argnums=1).lower(scores, T))
     got = fixed.masks(scores, T)
   assert text.count(" conditional(") == 1 and " while(" not in text
   for name in scores:

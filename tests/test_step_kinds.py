@@ -238,7 +238,7 @@ def _compiled_text(kind, search):
   with selection.search_mode(search):
     lowered = step.program(kind).lower(params, tx.init(params),
                                        {"x": x, "y": y}, jax.random.key(0), 0)
-    return lowered.compile().as_text()
+    return helpers.compiled_text(lowered)
 
 
 @pytest.mark.parametrize("apply", [False, True])
