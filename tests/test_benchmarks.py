@@ -18,6 +18,8 @@ import jax
 import numpy as np
 import pytest
 
+from tests import xla_flags
+
 pytest.importorskip("flax")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +33,7 @@ if ROOT not in sys.path:
 def _run(script: str, out: str, *args: str) -> dict:
   env = dict(os.environ)
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  env.pop("XLA_FLAGS", None)
+  env["XLA_FLAGS"] = xla_flags.FAST_COMPILE   # no fake devices, cheap compiles
   proc = subprocess.run(
       [sys.executable, os.path.join(BENCH, script), "--out", out, *args],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -166,7 +168,7 @@ def test_gpu_proxy_tiny(tmp_path):
   out = tmp_path / "p.json"
   env = dict(os.environ)
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  env.pop("XLA_FLAGS", None)
+  env.pop("XLA_FLAGS", None)   # the GPU compile as users get it
   proc = subprocess.run(
       [sys.executable, os.path.join(BENCH, "gpu_proxy.py"), "--layers", "1",
        "--what", "update", "--methods", "magnitude", "--json", str(out)],

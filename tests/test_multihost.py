@@ -13,8 +13,8 @@ the single one), so some float32 gradients differ in their last bits and
 Adam carries that into the params (seen: 21 of 41 leaves bitwise equal, max
 difference 3.7e-9).
 
-XLA compiles dominate the run time; ``--xla_backend_optimization_level=0``
-(both sides alike) saves about a third of it.
+XLA compiles dominate the run time; the tests' cheaper compile flags
+(``tests/xla_flags.py``, both sides alike) make them cheaper.
 """
 import json
 import os
@@ -26,6 +26,8 @@ import time
 import numpy as np
 import pytest
 
+from tests import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETS = ["data=smoke", "model=tiny", "steps=4", "batch_size=8",
         "eval_batch_size=16", "seq_len=32", "progress=False",
@@ -36,8 +38,6 @@ SETS = ["data=smoke", "model=tiny", "steps=4", "batch_size=8",
         # One traced program per process (the per-kind programs equal it
         # sharded: tests/test_step_kinds.py).
         "step_kinds=False"]
-XLA = ("--xla_backend_optimization_level=0 "
-       "--xla_llvm_disable_expensive_passes=true")
 TIMEOUT = 420  # seconds for all three; 92 s on 2 cores under a load of 10
 
 
@@ -67,7 +67,7 @@ def _env(devices: int, **extra) -> dict:
          if not k.startswith(("JAXPRUNE_", "JAX_COORDINATOR"))}
   env.update(JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
-             + XLA, **extra)
+             + xla_flags.FAST_COMPILE, **extra)
   return env
 
 
