@@ -21,16 +21,14 @@ install: $(STAMP)
 # Tests and docstring examples run in one pytest session with two worker
 # processes (pytest-xdist; worksteal keeps both busy to the end). Both
 # workers share one persistent compilation cache and XLA's cheaper CPU
-# compile settings (tests/conftest.py says why). Bytecode is written even where the
+# compile settings (tests/xla_flags.py says why). Bytecode is written even where the
 # environment says not to (PYTHONDONTWRITEBYTECODE): the install does not
 # byte-compile, and the ~25 test subprocesses would otherwise each compile
 # jax, flax and transformers from source.
 TEST_ENV := PYTHONDONTWRITEBYTECODE= \
 	JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.pytest_cache/jax-compilation-cache \
 	JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
-	JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0 \
-	XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true \
-	  --xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
+	JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 
 test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q -n 2 --dist worksteal --durations=15 \

@@ -7,9 +7,13 @@ import os
 
 from tests import xla_flags
 
-os.environ["XLA_FLAGS"] = " ".join(filter(None, (
-    os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=8",
-    xla_flags.FAST_COMPILE, xla_flags.NO_FMA)))
+# Appended once (the xdist workers inherit the controller's environment).
+_flags = os.environ.get("XLA_FLAGS", "").split()
+for _f in ("--xla_force_host_platform_device_count=8",
+           *xla_flags.fast_compile().split(), xla_flags.NO_FMA):
+  if _f and _f not in _flags:
+    _flags.append(_f)
+os.environ["XLA_FLAGS"] = " ".join(_flags)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One persistent compilation cache for the whole run, shared by the test
 # workers and the subprocess scenarios (environment variables reach both):

@@ -33,7 +33,7 @@ if ROOT not in sys.path:
 def _run(script: str, out: str, *args: str) -> dict:
   env = dict(os.environ)
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  env["XLA_FLAGS"] = xla_flags.FAST_COMPILE   # no fake devices, cheap compiles
+  env["XLA_FLAGS"] = xla_flags.fast_compile()   # no fake devices, cheap compiles
   proc = subprocess.run(
       [sys.executable, os.path.join(BENCH, script), "--out", out, *args],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

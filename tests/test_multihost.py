@@ -67,7 +67,7 @@ def _env(devices: int, **extra) -> dict:
          if not k.startswith(("JAXPRUNE_", "JAX_COORDINATOR"))}
   env.update(JAX_PLATFORMS="cpu", PYTHONPATH=ROOT,
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
-             + xla_flags.FAST_COMPILE, **extra)
+             + xla_flags.fast_compile(), **extra)
   return env
 
 

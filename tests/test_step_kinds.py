@@ -105,6 +105,15 @@ def test_the_tests_compile_without_fused_multiply_add():
   np.testing.assert_array_equal(np.asarray(out), 0.0)
 
 
+def test_the_cheap_compile_flags_are_known_to_this_jaxlib():
+  """XLA refuses to start on an unknown flag: the probe drops those."""
+  from tests import xla_flags
+  assert not xla_flags._accepted("--xla_no_such_flag_for_jaxprune=1")
+  fast = xla_flags.fast_compile().split()
+  assert set(fast) <= set(xla_flags._FAST)
+  assert all(f in os.environ["XLA_FLAGS"] for f in fast)
+
+
 # Every method with CPU's search; the GPU/TPU search on global, per-leaf
 # and monotone selections (the selection itself is property-tested against
 # numpy in test_numerics).
