@@ -23,7 +23,7 @@
 # goes on after a failure; a summary is printed last.
 #
 # Check the script on a CPU first (tiny model, one layer of scores, a few
-# tests; about 3 minutes on 2 cores):
+# tests; about 4.5 minutes on 2 cores):
 #   SIZE=tiny SEL="--layers 1 --torch-device cpu --repeats 1" \
 #     TESTS="tests/test_step_kinds.py -k platon" PYTHON=.venv/bin/python \
 #     OUT=/tmp/gs benchmarks/gpu_session.sh
