@@ -1,4 +1,6 @@
 """Small models and trees shared by the tests."""
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,10 +77,13 @@ def run_scenario(module, name):
 def compiled_text(lowered) -> str:
   """The optimized HLO of ``lowered`` as XLA compiles it by default.
 
-  conftest.py turns XLA:CPU's fusion emitters off to compile faster, and
-  without them XLA expands a scatter (a loss's ``take_along_axis`` gradient)
-  into a while loop. Tests that count ``conditional`` and ``while`` ops
-  compile with the default, as users get it.
+  tests/xla_flags.py turns XLA:CPU's fusion emitters off to compile faster,
+  and without them XLA expands a scatter (a loss's ``take_along_axis``
+  gradient) into a while loop. Tests that count ``conditional`` and ``while``
+  ops compile with the default, as users get it (where the probe kept that
+  flag; otherwise the default is already in effect).
   """
-  return lowered.compile(
-      compiler_options={"xla_cpu_use_fusion_emitters": True}).as_text()
+  off = "--xla_cpu_use_fusion_emitters=false"
+  options = ({"xla_cpu_use_fusion_emitters": True}
+             if off in os.environ.get("XLA_FLAGS", "").split() else None)
+  return lowered.compile(compiler_options=options).as_text()
