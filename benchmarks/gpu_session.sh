@@ -96,6 +96,11 @@ for f in sorted(glob.glob(os.path.join(out, "platon_overhead_*.json"))):
           f"{pct(p['median_overhead_selection_steps'])}, others "
           f"{pct(p['median_overhead_other_steps'])}, streamed "
           f"{pct(s.get('overhead'))}")
+  k = t.get("kinds")
+  if k:
+    print("  per step kind (median of repeats): " + ", ".join(
+        f"{n} {pct(r['overhead'])}" for n, r in k.items()
+        if isinstance(r, dict) and "overhead" in r))
 f = os.path.join(out, "method_overhead_magnitude.json")
 if os.path.exists(f):
   print(json.load(open(f)).get("markdown", ""))
