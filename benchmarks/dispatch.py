@@ -95,8 +95,8 @@ def per_buffer(sizes, dim: int, calls: int) -> list[dict]:
   return rows
 
 
-def updates(dim: int, calls: int) -> dict:
-  shapes = G.bert_param_shapes(12)
+def updates(dim: int, calls: int, layers: int) -> dict:
+  shapes = G.bert_param_shapes(layers)
   key = jax.random.PRNGKey(0)
   params = jax.tree.map(
       lambda s: 0.02 * jax.random.normal(
@@ -138,6 +138,8 @@ def main(argv=None) -> dict:
   p.add_argument("--calls", type=int, default=100)
   p.add_argument("--dim", type=int, default=8,
                  help="every dimension of every leaf capped at this")
+  p.add_argument("--layers", type=int, default=12,
+                 help="encoder layers of the BERT tree (12: BERT-base)")
   p.add_argument("--sizes", default="600,1200,2400",
                  help="buffer counts of the per-buffer section")
   p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results",
@@ -145,6 +147,8 @@ def main(argv=None) -> dict:
   args = p.parse_args(argv)
   if args.calls < 1:
     p.error(f"--calls must be >= 1, got {args.calls}")
+  if args.layers < 1:
+    p.error(f"--layers must be >= 1, got {args.layers}")
   if args.dim < 1:
     p.error(f"--dim must be >= 1, got {args.dim}")
   try:
@@ -158,9 +162,10 @@ def main(argv=None) -> dict:
   print(f"per buffer ({args.dim}x{args.dim} float32 arrays, donated), median "
         f"of {args.calls} calls:")
   buffers = per_buffer(sizes, args.dim, args.calls)
-  print(f"updates over BERT-base's tree (dimensions capped at {args.dim}), "
+  print(f"updates over a {args.layers}-layer BERT's tree (dimensions capped "
+        f"at {args.dim}), "
         f"median of {args.calls} calls:")
-  rows = updates(args.dim, args.calls)
+  rows = updates(args.dim, args.calls, args.layers)
   result = {"benchmark": "dispatch", "config": vars(args),
             "environment": G.environment(), "per_buffer": buffers,
             "updates": rows}

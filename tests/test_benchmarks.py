@@ -186,3 +186,38 @@ def test_gpu_proxy_tiny(tmp_path):
                 "conditionals", "whiles_unknown_trip", "whiles_known_trip",
                 "buffers", "bytes_per_weight", "bytes_per_weight_over_dense"):
       assert key in e
+
+
+def test_dispatch_one_layer(tmp_path):
+  out = _run("dispatch.py", str(tmp_path / "d.json"), "--layers", "1",
+             "--calls", "1", "--sizes", "3", "--dim", "2")
+  assert [(r["program"], r["buffers"]) for r in out["per_buffer"]] == [
+      ("identity", 3), ("scale", 3)]
+  rows = out["updates"]
+  assert set(rows) == {"dense", "boundary", "final", "select"}
+  # One layer: 6 prunable matrices and their biases, 4 state arrays each
+  # (Iwin, Ibar, Ubar, mask), and 5 scalars (count, stale, kind_mismatch,
+  # threshold, num_pruned) beyond dense's params, moments and gradients.
+  assert {r["input_buffers"] - rows["dense"]["input_buffers"]
+          for n, r in rows.items() if n != "dense"} == {4 * 12 + 5}
+  assert rows["dense"]["dispatch_over_dense"] == 1.0
+
+
+def test_platon_overhead_kinds_tiny(tmp_path):
+  out = _run("platon_overhead.py", str(tmp_path / "p.json"), "--model-size",
+             "tiny", "--steps", "10", "--warmup", "1", "--streamed", "0",
+             "--no-pieces", "--batch", "2", "--seq", "16", "--kind-rounds", "2")
+  train = out["train"]
+  assert train["actual_sparsity_after"]["final"] == pytest.approx(0.9, abs=1e-3)
+  kinds = train["kinds"]
+  # The cubic phase ends at s = 20 (one window, then the 10 timed steps),
+  # the final phase starts after; one warm-up step at s = 10 and 30, so the
+  # timed steps are 11..20 and 31..40: the last of each with a selection
+  # (s % 10 == 0) and the last without.
+  assert {n: r["step"] for n, r in kinds.items() if isinstance(r, dict)
+          and "step" in r} == {
+      "cubic, selection": 20, "cubic, no selection": 19,
+      "final, selection": 40, "final, no selection": 39}
+  assert all(len(r["times_s"]) == 2 for r in kinds.values()
+             if isinstance(r, dict) and "times_s" in r)
+  assert kinds["worst_kind"] in kinds
