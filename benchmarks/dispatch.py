@@ -39,7 +39,6 @@ Run (about 2 minutes on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -52,9 +51,8 @@ import jax.numpy as jnp
 import optax
 
 import gpu_proxy as G  # pylint: disable=g-import-not-at-top
-import jaxprune  # pylint: disable=g-import-not-at-top
 from method_overhead import set_step  # pylint: disable=g-import-not-at-top
-from update_kinds import KINDS, _jitted  # pylint: disable=g-import-not-at-top
+from update_kinds import _jitted, kind_steps, write_result  # pylint: disable=g-import-not-at-top
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -105,14 +103,8 @@ def updates(dim: int, calls: int, layers: int) -> dict:
   dense = optax.adamw(G.LR)
   tx = G.make_tx("platon", clip_norm=None)
   jax.eval_shape(tx.init, params)
-  steps = {}
-  for step in range(G.TOTAL_STEPS):  # the last step of each kind
-    hint = jaxprune.step_kind(tx, step)
-    for name, label in KINDS.items():
-      if label in str(hint):
-        steps[name] = step, hint
   variants = {"dense": (dense, _jitted(dense, None), None)}
-  for name, (step, hint) in steps.items():
+  for name, (step, hint) in kind_steps(tx).items():
     variants[name] = (tx, _jitted(tx, hint), step)
   rows = {}
   for name, (t, fn, step) in variants.items():
@@ -166,14 +158,8 @@ def main(argv=None) -> dict:
         f"at {args.dim}), "
         f"median of {args.calls} calls:")
   rows = updates(args.dim, args.calls, args.layers)
-  result = {"benchmark": "dispatch", "config": vars(args),
-            "environment": G.environment(), "per_buffer": buffers,
-            "updates": rows}
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(result, f, indent=1)
-  print(f"results written to {args.out}")
-  return result
+  return write_result("dispatch", args, {"per_buffer": buffers,
+                                         "updates": rows})
 
 
 if __name__ == "__main__":

@@ -57,6 +57,29 @@ KINDS = {  # name -> a substring of the step kind's label
 }
 
 
+def kind_steps(tx) -> dict:
+  """``{name: (step, hint)}``: the last step of each of :data:`KINDS` in the
+  proxy's ``TOTAL_STEPS`` schedule (``tx.init`` must have been traced)."""
+  steps = {}
+  for step in range(G.TOTAL_STEPS):
+    hint = jaxprune.step_kind(tx, step)
+    for name, label in KINDS.items():
+      if label in str(hint):
+        steps[name] = (step, hint)
+  return steps
+
+
+def write_result(benchmark: str, args, body: dict) -> dict:
+  """Writes ``{benchmark, config, environment, **body}`` to ``args.out``."""
+  result = {"benchmark": benchmark, "config": vars(args),
+            "environment": G.environment(), **body}
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w") as f:
+    json.dump(result, f, indent=1)
+  print(f"results written to {args.out}")
+  return result
+
+
 def _jitted(tx, hint):
   def update(params, state, grads):
     kwargs = {} if hint is None else {"step_kind": hint}
@@ -89,12 +112,7 @@ def main(argv=None) -> dict:
   tx = G.make_tx("platon", clip_norm=None)
   jax.eval_shape(tx.init, shapes)
   variants = {"dense": (dense, _jitted(dense, None))}
-  steps = {}
-  for step in range(G.TOTAL_STEPS):  # the last step of each kind
-    hint = jaxprune.step_kind(tx, step)
-    for name, label in KINDS.items():
-      if label in str(hint):
-        steps[name] = (step, hint)
+  steps = kind_steps(tx)
   for name, (step, hint) in steps.items():
     variants[name] = (tx, _jitted(tx, hint))
   at = lambda name, state: (state if name == "dense" else
@@ -132,13 +150,7 @@ def main(argv=None) -> dict:
   for name, (step, hint) in steps.items():
     rows[name]["step"] = step
     rows[name]["step_kind"] = str(hint)
-  result = {"benchmark": "update_kinds", "config": vars(args),
-            "environment": G.environment(), "results": rows}
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    json.dump(result, f, indent=1)
-  print(f"results written to {args.out}")
-  return result
+  return write_result("update_kinds", args, {"results": rows})
 
 
 if __name__ == "__main__":
