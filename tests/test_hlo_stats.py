@@ -210,3 +210,32 @@ def test_bytes_of_an_operand_read_through_a_gather_are_the_slice():
       "%b0 = f32[1,64,256]{2,1,0} bitcast(%p0)",
       "%a0 = f32[64,256]{1,0} abs(%p0)\n  %b0 = f32[1,64,256]{2,1,0} bitcast(%a0)")
   assert hlo_stats.hlo_counts(text)["bytes"] == out + 2 * 256 * 4 + 2 * 2 * 4 + 8 * 4
+
+
+def test_bytes_of_an_operand_read_through_a_static_slice_are_the_slice():
+  """A fusion reading one of the 4 rows of a stacked pred[4,768] (a stacked
+  mask) counts that row (768 bytes), not the stack; read whole as well, the
+  stack counts whole."""
+  text = """
+HloModule m
+
+%fused (p0: pred[4,768], p1: f32[768]) -> f32[768] {
+  %p0 = pred[4,768]{1,0} parameter(0)
+  %s = pred[1,768]{1,0} slice(%p0), slice={[2:3], [0:768]}
+  %b = pred[768]{0} bitcast(%s)
+  %p1 = f32[768]{0} parameter(1)
+  %z = f32[768]{0} constant({...})
+  ROOT %w = f32[768]{0} select(%b, %p1, %z)
+}
+
+ENTRY %main (m: pred[4,768], x: f32[768]) -> f32[768] {
+  %m = pred[4,768]{1,0} parameter(0)
+  %x = f32[768]{0} parameter(1)
+  ROOT %f = f32[768]{0} fusion(%m, %x), kind=kLoop, calls=%fused
+}
+"""
+  c = hlo_stats.hlo_counts(text)
+  assert c["bytes"] == 768 + 768 * 4 + 768 * 4
+  whole = text.replace("%p1 = f32[768]{0} parameter(1)",
+                       "%p1 = f32[768]{0} parameter(1)\n  %n = pred[4,768]{1,0} not(%p0)")
+  assert hlo_stats.hlo_counts(whole)["bytes"] == 4 * 768 + 768 * 4 + 768 * 4
