@@ -134,6 +134,8 @@ def main(argv=None) -> dict:
                  help="encoder layers of the BERT tree (12: BERT-base)")
   p.add_argument("--sizes", default="600,1200,2400",
                  help="buffer counts of the per-buffer section")
+  p.add_argument("--no-updates", dest="updates", action="store_false",
+                 help="the per-buffer section only (no update compiles)")
   p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results",
                                                "dispatch.json"))
   args = p.parse_args(argv)
@@ -154,10 +156,11 @@ def main(argv=None) -> dict:
   print(f"per buffer ({args.dim}x{args.dim} float32 arrays, donated), median "
         f"of {args.calls} calls:")
   buffers = per_buffer(sizes, args.dim, args.calls)
-  print(f"updates over a {args.layers}-layer BERT's tree (dimensions capped "
-        f"at {args.dim}), "
-        f"median of {args.calls} calls:")
-  rows = updates(args.dim, args.calls, args.layers)
+  rows = None
+  if args.updates:
+    print(f"updates over a {args.layers}-layer BERT's tree (dimensions capped "
+          f"at {args.dim}), median of {args.calls} calls:")
+    rows = updates(args.dim, args.calls, args.layers)
   return write_result("dispatch", args, {"per_buffer": buffers,
                                          "updates": rows})
 

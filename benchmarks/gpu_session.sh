@@ -5,7 +5,7 @@
 # transformers, torch, pytest and pytest-xdist preinstalled and no package
 # registry (run from the repository root, nothing installed):
 #
-#   PART=bench OUT=/tmp/gpu benchmarks/gpu_session.sh  # GPU timings (<= 7.5 min)
+#   PART=bench OUT=/tmp/gpu benchmarks/gpu_session.sh  # GPU timings (<= 8 min)
 #   PART=tests OUT=/tmp/gpu benchmarks/gpu_session.sh  # test suite (<= 5 min)
 #   OUT=/tmp/gpu benchmarks/gpu_session.sh             # both (over 10 min at worst)
 #
@@ -14,7 +14,8 @@
 #     step kind, per-step and streamed (benchmarks/platon_overhead.py);
 #   * magnitude pruning's ordinary and selection steps (method_overhead.py);
 #   * exact selection over 85M scores against torch.kthvalue on the GPU
-#     (selection.py).
+#     (selection.py);
+#   * the host's cost per jit buffer on that machine (dispatch.py).
 # PART=tests runs the test suite on that machine's CPU (JAX_PLATFORMS=cpu, as
 # in `make test`) with the packages it has, a check of the current stack
 # (jax 0.11, transformers 5, huggingface-hub 1.x) rather than of the GPU.
@@ -23,7 +24,7 @@
 # goes on after a failure; a summary is printed last.
 #
 # Check the script on a CPU first (tiny model, one layer of scores, a few
-# tests; about 4.5 minutes on 2 cores):
+# tests; about 5 minutes on 2 cores, 4:11 of them PART=bench):
 #   SIZE=tiny SEL="--layers 1 --torch-device cpu --repeats 1" \
 #     TESTS="tests/test_step_kinds.py -k platon" PYTHON=.venv/bin/python \
 #     OUT=/tmp/gs benchmarks/gpu_session.sh
@@ -71,6 +72,8 @@ if [[ $PART != tests ]]; then
   # shellcheck disable=SC2086
   step selection 60 "$PY" benchmarks/selection.py --skip-slow --no-scaling \
     $SEL --out "$OUT/selection.json"
+  step dispatch 20 "$PY" benchmarks/dispatch.py --no-updates \
+    --out "$OUT/dispatch.json"
 fi
 
 if [[ $PART != bench ]]; then
@@ -104,6 +107,11 @@ for f in sorted(glob.glob(os.path.join(out, "platon_overhead_*.json"))):
 f = os.path.join(out, "method_overhead_magnitude.json")
 if os.path.exists(f):
   print(json.load(open(f)).get("markdown", ""))
+f = os.path.join(out, "dispatch.json")
+if os.path.exists(f):
+  print("host cost per jit buffer: " + ", ".join(
+      f"{r['program']} x{r['buffers']} {r['dispatch_us_per_buffer']:.2f} us"
+      for r in json.load(open(f))["per_buffer"]))
 f = os.path.join(out, "selection.json")
 if os.path.exists(f):
   for dist, r in json.load(open(f))["results"].items():
