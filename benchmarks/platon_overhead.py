@@ -40,8 +40,9 @@ and the median overhead of the steps with and without a selection. Targets
 printed beside them (not asserted), this CPU's: final-phase mean <= 4%,
 cubic-phase mean <= 3%, worst step <= 20%.
 
-Single steps of the same program vary by 10-30% on a shared VM, so the
-maximum over 20 steps measures the machine's noise as much as the pruning.
+Single steps of the same program vary on a shared VM (dense steps over 31% and
+47% of their median, max - min, in two runs of 2026-12-03), so the maximum
+over 20 steps measures the machine's noise as much as the pruning.
 The per-kind section (``--kind-rounds``, 0 to skip) therefore also re-runs one
 step of each kind per phase (with and without a selection) several times,
 interleaved with dense steps, and reports each kind's median over dense's
