@@ -57,7 +57,7 @@ from update_kinds import _jitted, kind_steps, write_result  # pylint: disable=g-
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def time_calls(fn, state, calls: int, prepare=lambda s: s):
+def time_calls(fn, state, calls: int, prepare):
   """Median (dispatch, blocked) seconds of ``state = fn(*prepare(state))``."""
   for _ in range(3):
     state = jax.block_until_ready(fn(*prepare(state)))
@@ -83,8 +83,7 @@ def per_buffer(sizes, dim: int, calls: int) -> list[dict]:
   for n in sizes:
     for name, fn in programs.items():
       tree = [jnp.full((dim, dim), float(i)) for i in range(n)]
-      d, b, _ = time_calls(lambda t, fn=fn: fn(t), (tree,), calls,
-                           prepare=lambda s: s if isinstance(s, tuple) else (s,))
+      d, b, _ = time_calls(fn, tree, calls, prepare=lambda t: (t,))
       rows.append({"program": name, "buffers": n, "dispatch_s": d,
                    "blocked_s": b, "dispatch_us_per_buffer": 1e6 * d / n})
       print(f"  {name:8s} {n:5d} buffers: dispatch {1e3 * d:6.3f} ms "
@@ -111,8 +110,9 @@ def updates(dim: int, calls: int, layers: int) -> dict:
     p = jax.tree.map(jnp.copy, params)
     prepare = ((lambda s: (s[0], s[1], grads)) if step is None else
                (lambda s, step=step: (s[0], set_step(s[1], step), grads)))
-    n_in = len(jax.tree.leaves((p, t.init(p), grads)))
-    d, b, _ = time_calls(fn, (p, t.init(p)), calls, prepare)
+    state = (p, t.init(p))
+    n_in = len(jax.tree.leaves((state, grads)))
+    d, b, _ = time_calls(fn, state, calls, prepare)
     rows[name] = {"input_buffers": n_in, "dispatch_s": d, "blocked_s": b}
   d0, b0 = rows["dense"]["dispatch_s"], rows["dense"]["blocked_s"]
   for name, r in rows.items():

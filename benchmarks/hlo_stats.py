@@ -28,8 +28,9 @@ count of the loop or the branch of the conditional it sits in):
 * ``bytes``: per kernel, the bytes of its distinct operands plus those of its
   result (tuples summed), summed over the kernels; of an operand a fusion
   reads only through a ``gather``, ``dynamic-slice`` or ``slice`` (possibly
-  after element-wise ops), the fraction they take of it. An estimate of the memory traffic: it ignores caching, in-place
-  aliasing and other partial reads.
+  after element-wise ops), the fraction they take of it. An estimate of the
+  memory traffic: it ignores caching, in-place aliasing and other partial
+  reads.
 * ``conditionals``: ``conditional`` ops (on XLA:GPU each copies its
   predicate to the host and waits for the stream). ``whiles_known_trip``
   have ``known_trip_count`` in their backend config; ``whiles_unknown_trip``
@@ -240,9 +241,10 @@ _SLICERS = ("gather", "dynamic-slice", "slice")
 def _sliced_operands(instr: dict, comps: dict[str, list[dict]]
                      ) -> tuple[set[int], float]:
   """For a ``fusion``: the operand positions it reads only through a
-  ``gather``, ``dynamic-slice`` or ``slice`` (into their operand 0, through bitcasts,
-  reshapes, concatenations and element-wise ops), and the bytes it reads of
-  them: of each, the fraction of its slicing ops' operand they produce."""
+  ``gather``, ``dynamic-slice`` or ``slice`` (into their operand 0, through
+  bitcasts, reshapes, concatenations and element-wise ops), and the bytes it
+  reads of them: of each, the fraction of its slicing ops' operand they
+  produce."""
   m = re.search(r"\bcalls=%?([\w.\-]+)", instr["attrs"])
   fused = comps.get(m.group(1), []) if instr["opcode"] == "fusion" and m else []
   users: dict[str, list[tuple[dict, int]]] = {}
