@@ -23,6 +23,7 @@ import optax
 from jaxprune import patterns as patterns_lib
 from jaxprune import _checks
 from jaxprune import schedules as schedules_lib
+from jaxprune import stacking
 from jaxprune import step_kinds as step_kinds_lib
 from jaxprune import where as where_lib
 from jaxprune.methods import _common
@@ -90,8 +91,10 @@ class PruneState(NamedTuple):
     count: int32, number of updates done so far (the next step index).
     inner_state: state of the wrapped optimizer.
     scorer_state: state of the scorer (trees shaped like the prunable params).
-    masks: bool tree, ``True`` = kept, on the prunable leaves
-      (``optax.MaskedNode()`` elsewhere). The last selected masks.
+    mask_stacks: the last selected masks (bool, ``True`` = kept) as a
+      :class:`~jaxprune.stacking.Stacked`: one array per bucket of prunable
+      leaves of one shape and dtype, so few jit buffers. Read them as a tree
+      with :attr:`masks`.
     threshold: float32 ``(G,)``, the score threshold of the last selection
       per group (``G = 1`` for global selection, one per leaf otherwise);
       ``-inf`` with ``monotone=True`` when only weights pruned earlier (which
@@ -107,11 +110,18 @@ class PruneState(NamedTuple):
   count: jax.Array
   inner_state: optax.OptState
   scorer_state: Any
-  masks: Tree
+  mask_stacks: stacking.Stacked
   threshold: jax.Array
   num_pruned: jax.Array
   stale: jax.Array
   kind_mismatch: jax.Array
+
+  @property
+  def masks(self) -> Tree:
+    """The last selected masks as a bool tree shaped like the params
+    (``True`` = kept; ``optax.MaskedNode()`` at leaves that are not
+    prunable)."""
+    return self.mask_stacks.tree()
 
 
 def find_prune_states(opt_state: Any) -> list["PruneState"]:
@@ -196,6 +206,33 @@ def _first_state_arrays(state: Any, template: Tree) -> list[Any]:
   return first
 
 
+def _relayout(state: PruneState, layout: stacking.StackLayout) -> PruneState:
+  """``state`` with ``layout`` on its stacks (masks and scorer state).
+
+  Raises ``ValueError`` unless they hold the same leaves in the same buckets
+  (only the containers, e.g. ``nnx.Param`` nodes, may differ).
+  """
+  is_stacked = lambda x: isinstance(x, stacking.Stacked)
+
+  def relayout(x):
+    if not is_stacked(x):
+      return x
+    if not x.layout.compatible(layout):
+      raise ValueError(
+          "`state` was created for other params, another `where` or another "
+          "`stack_state`: its stacked masks or scores do not match the "
+          "prunable leaves of `params`")
+    return stacking.Stacked(x.stacks, layout)
+
+  if not is_stacked(state.mask_stacks):
+    raise ValueError("`state.mask_stacks` must be a jaxprune.stacking.Stacked, "
+                     f"got {type(state.mask_stacks)}")
+  return state._replace(
+      mask_stacks=relayout(state.mask_stacks),
+      scorer_state=jax.tree.map(relayout, state.scorer_state,
+                                is_leaf=is_stacked))
+
+
 def prune(optimizer: optax.GradientTransformation,
           scorer: Scorer,
           schedule: schedules_lib.Schedule,
@@ -205,6 +242,7 @@ def prune(optimizer: optax.GradientTransformation,
           persistent_mask: bool = False,
           monotone: bool = False,
           pattern: Any = None,
+          stack_state: bool = True,
           ) -> optax.GradientTransformationExtraArgs:
   """Wraps ``optimizer`` so that its updates prune the lowest-scoring weights.
 
@@ -265,6 +303,10 @@ def prune(optimizer: optax.GradientTransformation,
       :class:`jaxprune.patterns.Pattern` such as ``patterns.nm(2, 4)`` or
       ``patterns.heads_and_neurons(12, preset="bert")``. With a structured
       pattern ``k`` counts the pattern's units (N:M slots, heads, neurons).
+    stack_state: store the masks as one array per bucket of prunable leaves
+      of one shape and dtype (:mod:`jaxprune.stacking`: few jit buffers);
+      ``False``: one stack per leaf, for leaves of one shape sharded
+      differently (tensor parallelism).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose state is a
@@ -292,6 +334,7 @@ def prune(optimizer: optax.GradientTransformation,
     raise ValueError(f"`scorer` must be a jaxprune.Scorer, got {scorer!r}")
   _checks.check_bool("persistent_mask", persistent_mask)
   _checks.check_bool("monotone", monotone)
+  _checks.check_bool("stack_state", stack_state)
   inner = optax.with_extra_args_support(optimizer)
   target = float(schedule.target)
   pattern = patterns_lib.resolve(pattern)
@@ -306,6 +349,16 @@ def prune(optimizer: optax.GradientTransformation,
     paths = [where_lib.path_str(p) for (p, _), f in zip(pl, flags) if f]
     shapes = [tuple(np.shape(x)) for (_, x), f in zip(pl, flags) if f]
     return pattern.bind(paths, shapes, granularity, target)
+
+  def init_scorer(sel_tree):
+    state = scorer.init(sel_tree)
+    if stack_state:
+      return state
+    # One stack per leaf: the scorer keeps the layout of the stacks it gets.
+    is_stacked = lambda x: isinstance(x, stacking.Stacked)
+    return jax.tree.map(
+        lambda x: stacking.Stacked.from_tree(x.tree(), by_leaf=True)
+        if is_stacked(x) else x, state, is_leaf=is_stacked)
 
   def init_fn(params):
     flags = where_lib.resolve(where, params)
@@ -327,9 +380,11 @@ def prune(optimizer: optax.GradientTransformation,
     return PruneState(
         count=jnp.zeros([], jnp.int32),
         inner_state=inner.init(params),
-        scorer_state=scorer.init(sel_tree),
-        masks=_masked_tree(params, flags,
-                           lambda x: jnp.ones(x.shape, jnp.bool_)),
+        scorer_state=init_scorer(sel_tree),
+        mask_stacks=stacking.Stacked.from_tree(
+            _masked_tree(params, flags,
+                         lambda x: jnp.ones(x.shape, jnp.bool_)),
+            by_leaf=not stack_state),
         threshold=jnp.full((num_groups,), -jnp.inf, jnp.float32),
         num_pruned=jnp.zeros((num_groups,), jnp.int32),
         stale=jnp.ones([], jnp.bool_),
@@ -380,16 +435,11 @@ def prune(optimizer: optax.GradientTransformation,
                        f"(from jaxprune.step_kind(tx, step)), got {step_kind!r}")
     _check_trees("grads", updates, params)
     flags = where_lib.resolve(where, params)
-    mask_struct = jax.tree_util.tree_structure(
-        _masked_tree(params, flags, lambda x: True))
-    if jax.tree_util.tree_structure(state.masks) != mask_struct or any(
-        np.shape(m) != np.shape(p) for m, p in zip(
-            jax.tree_util.tree_leaves(state.masks),
-            selected_leaves(params, flags))):
-      raise ValueError(
-          "`state` was created for other params or another `where`: its "
-          "masks do not match the prunable leaves of `params`")
-    expected = jax.eval_shape(scorer.init, _masked_tree(params, flags,
+    mask_layout = stacking.layout_of(
+        _masked_tree(params, flags, lambda x: jax.ShapeDtypeStruct(
+            x.shape, jnp.bool_)), by_leaf=not stack_state)
+    state = _relayout(state, mask_layout)
+    expected = jax.eval_shape(init_scorer, _masked_tree(params, flags,
                                                         lambda x: x))
     if (jax.tree_util.tree_structure(expected)
         != jax.tree_util.tree_structure(state.scorer_state)):
@@ -400,7 +450,7 @@ def prune(optimizer: optax.GradientTransformation,
     treedef = jax.tree_util.tree_structure(params)
     p_leaves = treedef.flatten_up_to(params)
     g_leaves = treedef.flatten_up_to(updates)
-    m_sel = jax.tree_util.tree_leaves(state.masks)
+    m_sel = state.mask_stacks.leaves()
 
     # 1. Inner optimizer (on masked gradients in persistent mode).
     if persistent_mask:
@@ -456,9 +506,16 @@ def prune(optimizer: optax.GradientTransformation,
     def keep(_):
       return list(m_sel), state.threshold
 
+    def select_stacked(_):
+      masks, threshold = select(None)
+      return stacking.Stacked.from_leaves(masks, mask_layout), threshold
+
     kind_mismatch = state.kind_mismatch
     if step_kind is None:
-      masks, threshold = jax.lax.cond(reselect, select, keep, None)
+      mask_stacks, threshold = jax.lax.cond(
+          reselect, select_stacked, lambda _: (state.mask_stacks,
+                                               state.threshold), None)
+      masks = mask_stacks.leaves()
     else:  # decided on the host: no cond; check the decisions on the device
       wrong = ((reselect != step_kind.select) |
                (apply != step_kind.apply))
@@ -467,6 +524,8 @@ def prune(optimizer: optax.GradientTransformation,
       kind_mismatch = kind_mismatch | wrong
       reselect = jnp.asarray(bool(step_kind.select))
       masks, threshold = (select if step_kind.select else keep)(None)
+      mask_stacks = (stacking.Stacked.from_leaves(masks, mask_layout)
+                     if step_kind.select else state.mask_stacks)
       apply = bool(step_kind.apply)
     num_pruned = jnp.where(reselect, k, state.num_pruned)
     stale = stale & ~reselect
@@ -497,7 +556,7 @@ def prune(optimizer: optax.GradientTransformation,
         count=optax.safe_increment(step),
         inner_state=inner_state,
         scorer_state=scorer_state,
-        masks=as_tree(masks),
+        mask_stacks=mask_stacks,
         threshold=threshold,
         num_pruned=num_pruned,
         stale=stale,

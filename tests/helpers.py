@@ -39,6 +39,22 @@ def mlp_loss(params, x, y):
                                        y[:, None], axis=1))
 
 
+def assert_stacks_sharded_like(stacked, params, param_shardings):
+  """Each stack of a ``jaxprune.stacking.Stacked`` is sharded like its
+  leaves' params on their axes and not on the stack's leading axis."""
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  shardings = jax.tree.leaves(
+      param_shardings, is_leaf=lambda x: isinstance(x, NamedSharding))
+  by_path = {jax.tree_util.keystr(p): sh for (p, _), sh in zip(
+      jax.tree_util.tree_leaves_with_path(params), shardings)}
+  for stack, members in zip(stacked.stacks, stacked.layout.members):
+    for i in members:
+      sh = by_path[stacked.layout.paths[i]]
+      want = NamedSharding(sh.mesh, P(None, *sh.spec))
+      assert stack.sharding.is_equivalent_to(want, stack.ndim), (
+          stack.sharding, want, stacked.layout.paths[i])
+
+
 def prunable(tree):
   """Default `where`: float leaves with ndim >= 2."""
   return [x for x in jax.tree.leaves(tree) if x.ndim >= 2]

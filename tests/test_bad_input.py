@@ -576,16 +576,17 @@ OTHER_CONFIGS = {
     "missing param leaf": (
         lambda: {k: v for k, v in helpers.mlp_params().items() if k != "ln"},
         lambda: _tx(), r"in the checkpoint but not expected.*ln"),
+    # (the head's stacked masks and scores are named by their shape)
     "other shapes": (_other_shapes, lambda: _tx(),
-                     r"head/kernel.*float32\[32, 3\] in the checkpoint and "
-                     r"float32\[32, 4\] here"),
+                     r"expected but not in the checkpoint.*mask_stacks/2_32x4"
+                     r".*in the checkpoint but not expected.*2_32x3"),
     "other dtype": (lambda: helpers.mlp_params(dtype=jnp.bfloat16),
                     lambda: _tx(), r"is float32\[[0-9, ]+\] in the "
                     r"checkpoint and bfloat16\[[0-9, ]+\] here"),
     # orbax alone restores these silently (a subset of the saved leaves):
     "other where": (helpers.mlp_params,
                     lambda: _tx(where=lambda p, x: x.shape == (8, 32)),
-                    r"in the checkpoint but not expected.*masks/dense2/kernel"),
+                    r"in the checkpoint but not expected.*mask_stacks/1_32x32"),
     "other method": (helpers.mlp_params, lambda: _tx("taylor"),
                      r"another configuration"),
     "dense optimizer": (helpers.mlp_params, lambda: optax.adamw(1e-2),

@@ -195,11 +195,12 @@ def test_dispatch_one_layer(tmp_path):
       ("identity", 3), ("scale", 3)]
   rows = out["updates"]
   assert set(rows) == {"dense", "boundary", "final", "select"}
-  # One layer: 6 prunable matrices and their biases, 4 state arrays each
-  # (Iwin, Ibar, Ubar, mask), and 5 scalars (count, stale, kind_mismatch,
+  # One layer: 6 prunable matrices and their biases (12 leaves, in two
+  # shapes at --dim 2: (2, 2) and (2,)): an Iwin per leaf, an Ibar, Ubar and
+  # mask stack per shape, and 5 scalars (count, stale, kind_mismatch,
   # threshold, num_pruned) beyond dense's params, moments and gradients.
   assert {r["input_buffers"] - rows["dense"]["input_buffers"]
-          for n, r in rows.items() if n != "dense"} == {4 * 12 + 5}
+          for n, r in rows.items() if n != "dense"} == {12 + 3 * 2 + 5}
   assert rows["dense"]["dispatch_over_dense"] == 1.0
 
 

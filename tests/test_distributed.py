@@ -93,8 +93,14 @@ def scenario_sharded(single_run):
   params = jax.device_put(params, p_shard)
   state = jax.jit(tx.init)(params)
   # Shard the pruning state like the params (scores, masks, Adam moments).
-  state_shard = jax.tree.map(
-      lambda a: spec_for(a) if a.ndim == 2 else NamedSharding(mesh, P()), state)
+  # A stack (masks, Ibar, Ubar) is sharded like its leaves after its leading
+  # axis: the stacks of the (32, 32) leaves on their last axis.
+  def state_spec(a):
+    if a.ndim == 3 and a.shape[2] % 2 == 0:
+      return NamedSharding(mesh, P(None, None, "model"))
+    return spec_for(a)
+
+  state_shard = jax.tree.map(state_spec, state)
   state = jax.device_put(state, state_shard)
   # Gradients are computed unsharded and handed to the sharded update: with
   # the forward/backward also partitioned, XLA:CPU's in-process collectives
@@ -111,10 +117,12 @@ def scenario_sharded(single_run):
         p_shard)
     u, state = update(g, state, params)
     params = jax.device_put(optax.apply_updates(params, u), p_shard)
-  for leaf, sh in zip(jax.tree.leaves(state.scorer_state.ibar),
+  for leaf, sh in zip(jax.tree.leaves(state.scorer_state.iwin),
                       [s for s, a in zip(jax.tree.leaves(p_shard),
                                          jax.tree.leaves(params)) if a.ndim >= 2]):
     assert leaf.sharding.is_equivalent_to(sh, leaf.ndim)
+  for stacked in (state.scorer_state.ibar, state.mask_stacks):
+    helpers.assert_stacks_sharded_like(stacked, params, p_shard)
   leaves = helpers.prunable(params)
   n = sum(p.size for p in leaves)
   assert sum(int((p == 0).sum()) for p in leaves) == int(0.9 * n)

@@ -245,7 +245,7 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(tmp_path):
     assert got[name].dtype == want[name].dtype, name
     np.testing.assert_array_equal(got[name], want[name], err_msg=name)
   # The comparison covers pruning state that did something.
-  masks = [v for k, v in want.items() if ".masks[" in k]
+  masks = [v for k, v in want.items() if ".mask_stacks[" in k]
   assert masks and sum(int((~m).sum()) for m in masks) == int(0.8 * 480)
   scores = [v for k, v in want.items() if ".ibar[" in k]
   assert scores and all(np.any(s > 0) for s in scores)

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 
 from jaxprune import train  # noqa: E402
+from tests import helpers  # noqa: E402
 from tests import train_helpers as th  # noqa: E402
 
 STEPS = 12
@@ -101,9 +102,10 @@ def scenario_sharded():
   ps = train.find_prune_states(state)[0]
   sel = [sh for sh, f in zip(jax.tree.leaves(p_sh, is_leaf=lambda x: isinstance(x, NamedSharding)),
                              __import__("jaxprune").where.resolve("bert", model.params)) if f]
-  for tree in (ps.scorer_state.ibar, ps.masks):
-    for leaf, sh in zip(jax.tree.leaves(tree), sel):
-      assert leaf.sharding.is_equivalent_to(sh, leaf.ndim), (leaf.sharding, sh)
+  for leaf, sh in zip(jax.tree.leaves(ps.scorer_state.iwin), sel):
+    assert leaf.sharding.is_equivalent_to(sh, leaf.ndim), (leaf.sharding, sh)
+  for stacked in (ps.scorer_state.ibar, ps.mask_stacks):
+    helpers.assert_stacks_sharded_like(stacked, model.params, p_sh)
   for m, m_ref in zip(jax.tree.leaves(ps.masks),
                       jax.tree.leaves(train.find_prune_states(ref_s)[0].masks)):
     np.testing.assert_array_equal(np.asarray(m), np.asarray(m_ref))

@@ -131,6 +131,16 @@ def check_tree_matches(saved: dict, expected: dict, *, what: str) -> None:
   """
   missing = sorted(set(expected) - set(saved))
   extra = sorted(set(saved) - set(expected))
+  in_layout = lambda names, part: [n for n in names if f"/{part}/" in f"/{n}/"]
+  if (in_layout(extra, "masks") and in_layout(missing, "mask_stacks")
+      and not in_layout(expected, "masks")):
+    raise ValueError(
+        f"{what} was written by an earlier jaxprune, which kept the pruning "
+        "state's masks (and PLATON's Ibar and Ubar) as one array per leaf, "
+        f"e.g. {in_layout(extra, 'masks')[0]!r}; this version stacks them by "
+        "shape (jaxprune.stacking) and does not read that layout: finish "
+        "that run with the version that wrote it, or start again in another "
+        "directory")
   hint = ("it was written by another configuration (other params, optimizer, "
           "pruning method or `where`); use another directory or delete it")
   if missing or extra:

@@ -54,6 +54,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxprune import stacking
 from jaxprune import step_kinds
 from jaxprune.train import _validate
 
@@ -288,7 +289,10 @@ def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
   A leaf of the optimizer state whose key path ends with the key path of a
   parameter and which has that parameter's shape (Adam moments, pruning
   scores and masks) gets the parameter's sharding; everything else (counts,
-  thresholds) is replicated.
+  thresholds) is replicated. A stack of leaves (:mod:`jaxprune.stacking`:
+  masks, PLATON's ``Ibar`` and ``Ubar``) is sharded like its leaves on their
+  axes and not on its leading one; its leaves must share one sharding
+  (otherwise build the method with ``stack_state=False``).
   """
   _validate.check_transformation("tx", tx)
   if params is None:
@@ -325,7 +329,29 @@ def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
         return hit[1]
     return replicated
 
-  return jax.tree_util.tree_map_with_path(pick, abstract)
+  by_keystr = {jax.tree_util.keystr(path): sharding for (path, _), sharding
+               in zip(jax.tree_util.tree_leaves_with_path(params),
+                      sharding_leaves)}
+
+  def pick_stacks(stacked):
+    out = []
+    for bucket in stacked.layout.members:
+      paths = [stacked.layout.paths[i] for i in bucket]
+      specs = {tuple(by_keystr[p].spec) for p in paths}
+      if len(specs) > 1:
+        raise ValueError(
+            "the pruning state stacks leaves of one shape into one array, "
+            f"but `param_shardings` shards them differently: {paths} have "
+            f"the partition specs {sorted(map(str, specs))}; build the "
+            "method with `stack_state=False` (one stack per leaf)")
+      spec = specs.pop()
+      out.append(NamedSharding(mesh, P(None, *spec)))
+    return stacking.Stacked(out, stacked.layout)
+
+  is_stacked = lambda x: isinstance(x, stacking.Stacked)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, x: pick_stacks(x) if is_stacked(x) else pick(path, x),
+      abstract, is_leaf=is_stacked)
 
 
 def make_sharded_train_step(loss_fn: LossFn, tx: optax.GradientTransformation,
