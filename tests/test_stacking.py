@@ -12,6 +12,7 @@ import pytest
 import jaxprune
 from jaxprune import stacking
 from jaxprune import train
+from tests import helpers
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures",
                        "checkpoint_per_leaf_layout")
@@ -119,3 +120,38 @@ def test_a_checkpoint_of_the_per_leaf_layout_is_refused(tmp_path):
     train.fit(step, params, tx.init(params),
               lambda i: {"x": jnp.ones((4, 8))}, 4, rng=jax.random.PRNGKey(0),
               ckpt_dir=str(ckpt), progress=False)
+
+
+def test_opt_state_shardings_shard_stacks_like_their_leaves():
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  mesh = Mesh(np.array(jax.devices()[:8]).reshape(4, 2), ("data", "model"))
+  params = {"a": jnp.ones((4, 6)), "b": jnp.ones((4, 6)), "c": jnp.ones(6)}
+  p_sh = {"a": NamedSharding(mesh, P(None, "model")),
+          "b": NamedSharding(mesh, P(None, "model")),
+          "c": NamedSharding(mesh, P())}
+  tx = jaxprune.platon(optax.adamw(1e-2), sparsity=0.5, total_steps=10)
+  sh = train.opt_state_shardings(tx, params, p_sh, mesh)
+  want = NamedSharding(mesh, P(None, None, "model"))
+  assert [s.spec for s in sh.mask_stacks.stacks] == [want.spec]
+  assert [s.spec for s in sh.scorer_state.ibar.stacks] == [want.spec]
+  state = jax.jit(tx.init, out_shardings=sh)(jax.device_put(params, p_sh))
+  helpers.assert_stacks_sharded_like(state.mask_stacks, params, p_sh)
+
+  # Leaves of one shape sharded differently cannot share a stack.
+  params = {"a": jnp.ones((6, 6)), "b": jnp.ones((6, 6))}
+  p_sh = {"a": NamedSharding(mesh, P(None, "model")),
+          "b": NamedSharding(mesh, P("model", None))}
+  with pytest.raises(ValueError, match=r"\['a'\].*\['b'\].*stack_state=False"):
+    train.opt_state_shardings(tx, params, p_sh, mesh)
+  tx = jaxprune.platon(optax.adamw(1e-2), sparsity=0.5, total_steps=10,
+                       stack_state=False)
+  sh = train.opt_state_shardings(tx, params, p_sh, mesh)
+  assert [s.spec for s in sh.mask_stacks.stacks] == [
+      P(None, None, "model"), P(None, "model", None)]
+  state = jax.jit(tx.init, out_shardings=sh)(jax.device_put(params, p_sh))
+  g = jax.device_put(jax.tree.map(jnp.ones_like, params), p_sh)
+  update = jax.jit(tx.update, out_shardings=(p_sh, sh))
+  for _ in range(10):
+    _, state = update(g, state, params)
+  helpers.assert_stacks_sharded_like(state.mask_stacks, params, p_sh)
+  helpers.assert_stacks_sharded_like(state.scorer_state.ubar, params, p_sh)

@@ -22,6 +22,7 @@ def cubic_prune(optimizer: optax.GradientTransformation,
                 final_steps: int | None, delta_t: int, where: Any,
                 granularity: str, persistent_mask: bool,
                 pattern: Any = None,
+                stack_state: bool = True,
                 default_warmup: float = DEFAULT_WARMUP_FRACTION,
                 default_final: float = DEFAULT_FINAL_FRACTION,
                 ) -> optax.GradientTransformationExtraArgs:
@@ -36,4 +37,4 @@ def cubic_prune(optimizer: optax.GradientTransformation,
   return transform.prune(optimizer, scorer, schedule, where=where,
                          granularity=granularity,
                          persistent_mask=persistent_mask,
-                         pattern=pattern)
+                         pattern=pattern, stack_state=stack_state)

@@ -136,13 +136,14 @@ def precomputed_scorer(scores: Any) -> transform.Scorer:
 
 def fixed_mask(optimizer: optax.GradientTransformation, scores: Any, *,
                sparsity: float, where: Any = None,
-               granularity: str = "layer"
+               granularity: str = "layer", stack_state: bool = True
                ) -> optax.GradientTransformationExtraArgs:
   """Fine-tunes with the mask of ``scores`` fixed from the first update on.
 
   The lowest ``floor(N * sparsity)`` scores (per leaf with
   ``granularity="layer"``, the authors' default) are pruned at step 0 and
-  stay 0; their gradients are zeroed before ``optimizer``.
+  stay 0; their gradients are zeroed before ``optimizer``. ``stack_state``
+  as in :func:`jaxprune.prune`.
 
   Example:
     >>> import jax.numpy as jnp, optax
@@ -157,7 +158,8 @@ def fixed_mask(optimizer: optax.GradientTransformation, scores: Any, *,
   """
   return transform.prune(optimizer, precomputed_scorer(scores),
                          schedules.constant(sparsity), where=where,
-                         granularity=granularity, persistent_mask=True)
+                         granularity=granularity, persistent_mask=True,
+                         stack_state=stack_state)
 
 
 def masks_from_scores(scores: Any, sparsity: float,

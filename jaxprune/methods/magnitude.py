@@ -50,7 +50,8 @@ def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
               final_steps: int | None = None, delta_t: int = 10,
               where: Any = None, granularity: str = "global",
               pattern: Any = None,
-              persistent_mask: bool = True
+              persistent_mask: bool = True,
+              stack_state: bool = True
               ) -> optax.GradientTransformationExtraArgs:
   """Gradual magnitude pruning on PLATON's cubic schedule.
 
@@ -67,6 +68,9 @@ def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
       (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
       as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: default ``True`` (Zhu & Gupta keep pruned weights at 0).
+    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
+      array per shape (few jit buffers, the default); ``False`` for
+      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
 
   Example:
     >>> import jax.numpy as jnp, optax, jaxprune
@@ -84,4 +88,4 @@ def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
       total_steps=total_steps, warmup_steps=warmup_steps,
       final_steps=final_steps, delta_t=delta_t, where=where,
       granularity=granularity, persistent_mask=persistent_mask,
-      pattern=pattern)
+      pattern=pattern, stack_state=stack_state)

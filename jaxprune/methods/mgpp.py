@@ -171,7 +171,8 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
          v0: float = 1e-10, v1: float = 0.05, lambda0: float = 0.1,
          alpha_i: float = 1.0, alpha_f: float = 1e-3,
          delta_t: int | None = None, where: Any = None,
-         granularity: str = "global", pattern: Any = None
+         granularity: str = "global", pattern: Any = None,
+         stack_state: bool = True
          ) -> optax.GradientTransformationExtraArgs:
   """MGPP: the prior before ``optimizer``, then global magnitude pruning.
 
@@ -200,6 +201,9 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
     pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
       (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
       as ``patterns.heads_and_neurons(12, preset="bert")``.
+    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
+      array per shape (few jit buffers, the default); ``False`` for
+      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
 
   Returns:
     An optax ``GradientTransformationExtraArgs``.
@@ -248,4 +252,4 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
   return transform.prune(optax.chain(prior, optimizer),
                          magnitude_lib.magnitude_scorer(), schedule,
                          where=where, granularity=granularity,
-                         pattern=pattern)
+                         pattern=pattern, stack_state=stack_state)

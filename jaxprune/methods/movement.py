@@ -71,7 +71,8 @@ def movement(optimizer: optax.GradientTransformation, *, sparsity: float,
              final_steps: int | None = None, delta_t: int = 1,
              where: Any = None, granularity: str = "layer",
              pattern: Any = None,
-             persistent_mask: bool = False
+             persistent_mask: bool = False,
+             stack_state: bool = True
              ) -> optax.GradientTransformationExtraArgs:
   """First-order movement pruning (``S = -sum theta g``) around ``optimizer``.
 
@@ -94,6 +95,9 @@ def movement(optimizer: optax.GradientTransformation, *, sparsity: float,
       (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
       as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: keep pruned weights at 0 between mask events.
+    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
+      array per shape (few jit buffers, the default); ``False`` for
+      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
 
   Returns:
     An optax ``GradientTransformationExtraArgs``.
@@ -118,5 +122,5 @@ def movement(optimizer: optax.GradientTransformation, *, sparsity: float,
       total_steps=total_steps, warmup_steps=warmup_steps,
       final_steps=final_steps, delta_t=delta_t, where=where,
       granularity=granularity, persistent_mask=persistent_mask,
-      pattern=pattern, default_warmup=DEFAULT_WARMUP_FRACTION,
+      pattern=pattern, stack_state=stack_state, default_warmup=DEFAULT_WARMUP_FRACTION,
       default_final=DEFAULT_FINAL_FRACTION)

@@ -120,7 +120,8 @@ def pins(optimizer: optax.GradientTransformation, *, sparsity: float,
          beta1: float = 0.85, beta2: float = 0.99, delta_t: int = 10,
          signed: bool = False, where: Any = None, granularity: str = "global",
          pattern: Any = None,
-         persistent_mask: bool = False
+         persistent_mask: bool = False,
+         stack_state: bool = True
          ) -> optax.GradientTransformationExtraArgs:
   """PINS pruning around any optax optimizer.
 
@@ -145,6 +146,9 @@ def pins(optimizer: optax.GradientTransformation, *, sparsity: float,
       (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
       as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: keep pruned weights at 0 between mask events.
+    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
+      array per shape (few jit buffers, the default); ``False`` for
+      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
 
   Returns:
     An optax ``GradientTransformationExtraArgs``.
@@ -170,7 +174,7 @@ def pins(optimizer: optax.GradientTransformation, *, sparsity: float,
       optimizer, scorer, sparsity=sparsity, total_steps=total_steps,
       warmup_steps=warmup_steps, final_steps=final_steps, delta_t=delta_t,
       where=where, granularity=granularity, persistent_mask=persistent_mask,
-      pattern=pattern, default_warmup=DEFAULT_WARMUP_FRACTION,
+      pattern=pattern, stack_state=stack_state, default_warmup=DEFAULT_WARMUP_FRACTION,
       default_final=DEFAULT_FINAL_FRACTION)
   if learning_rate is not None:
     return tx

@@ -200,7 +200,8 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
            final_steps: int | None = None, beta1: float = 0.85,
            beta2: float = 0.95, delta_t: int = 10, where: Any = None,
            granularity: str = "global", persistent_mask: bool = False,
-           pattern: Any = None) -> optax.GradientTransformationExtraArgs:
+           pattern: Any = None,
+           stack_state: bool = True) -> optax.GradientTransformationExtraArgs:
   """PLATON pruning around any optax optimizer.
 
   Args:
@@ -228,6 +229,9 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
     persistent_mask: keep pruned weights at 0 between mask events and zero
       their gradients (default ``False``: the reference behaviour, where
       pruned weights may regrow until the next mask event).
+    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
+      array per shape (few jit buffers, the default); ``False`` for
+      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
 
   Returns:
     An optax ``GradientTransformationExtraArgs``.
@@ -252,4 +256,4 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
       optimizer, scorer, sparsity=sparsity, total_steps=total_steps,
       warmup_steps=warmup_steps, final_steps=final_steps, delta_t=delta_t,
       where=where, granularity=granularity, persistent_mask=persistent_mask,
-      pattern=pattern)
+      pattern=pattern, stack_state=stack_state)

@@ -137,7 +137,8 @@ def seven(optimizer: optax.GradientTransformation, *, sparsity: float,
           pruning_steps: int | None = None, alpha1: float = 0.8,
           alpha2: float = 0.9, eps: float = 1e-9, signed: bool = False,
           where: Any = None, granularity: str = "global",
-          pattern: Any = None
+          pattern: Any = None,
+          stack_state: bool = True
           ) -> optax.GradientTransformationExtraArgs:
   """SEVEN pruning around any optax optimizer (SEVEN_dyn of the paper).
 
@@ -161,6 +162,9 @@ def seven(optimizer: optax.GradientTransformation, *, sparsity: float,
     pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
       (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
       as ``patterns.heads_and_neurons(12, preset="bert")``.
+    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
+      array per shape (few jit buffers, the default); ``False`` for
+      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
 
   Returns:
     An optax ``GradientTransformationExtraArgs``; pruned weights stay 0
@@ -201,4 +205,4 @@ def seven(optimizer: optax.GradientTransformation, *, sparsity: float,
   schedule = schedules.cubic_window(sparsity, t_i - 1, t_i + length - 1)
   return transform.prune(optimizer, scorer, schedule, where=where,
                          granularity=granularity, monotone=True,
-                         pattern=pattern)
+                         pattern=pattern, stack_state=stack_state)

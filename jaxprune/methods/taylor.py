@@ -51,7 +51,8 @@ def taylor(optimizer: optax.GradientTransformation, *, sparsity: float,
            final_steps: int | None = None, beta: float = 0.0,
            delta_t: int = 10, where: Any = None, granularity: str = "global",
            pattern: Any = None,
-           persistent_mask: bool = False
+           persistent_mask: bool = False,
+           stack_state: bool = True
            ) -> optax.GradientTransformationExtraArgs:
   """First-order sensitivity pruning on PLATON's cubic schedule.
 
@@ -69,6 +70,9 @@ def taylor(optimizer: optax.GradientTransformation, *, sparsity: float,
       (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
       as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: keep pruned weights at 0 between mask events.
+    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
+      array per shape (few jit buffers, the default); ``False`` for
+      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
 
   Example:
     >>> import jax, jax.numpy as jnp, optax, jaxprune
@@ -83,4 +87,4 @@ def taylor(optimizer: optax.GradientTransformation, *, sparsity: float,
       total_steps=total_steps, warmup_steps=warmup_steps,
       final_steps=final_steps, delta_t=delta_t, where=where,
       granularity=granularity, persistent_mask=persistent_mask,
-      pattern=pattern)
+      pattern=pattern, stack_state=stack_state)
