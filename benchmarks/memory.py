@@ -75,7 +75,6 @@ import optax  # noqa: E402
 
 import jaxprune  # noqa: E402
 from jaxprune import selection  # noqa: E402
-from jaxprune import stacking  # noqa: E402
 from jaxprune import transform  # noqa: E402
 from jaxprune import where as where_lib  # noqa: E402
 import method_overhead as mo  # noqa: E402  (benchmarks/method_overhead.py)
@@ -102,9 +101,7 @@ def _nbytes(tree: Any) -> int:
 def _scorer_fields(scorer_state: Any) -> dict[str, Any]:
   """Names the parts of a scorer state (NamedTuple fields, else ``scores``)."""
   if hasattr(scorer_state, "_fields"):
-    # Stacked fields (PLATON's Ibar, Ubar) are counted as their leaves.
-    as_tree = lambda x: x.tree() if isinstance(x, stacking.Stacked) else x
-    return {f"scorer_state.{name}": as_tree(getattr(scorer_state, name))
+    return {f"scorer_state.{name}": getattr(scorer_state, name)
             for name in scorer_state._fields}
   return {"scorer_state": scorer_state}
 

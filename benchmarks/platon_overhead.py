@@ -573,10 +573,8 @@ def pieces_section(args, params, tx_platon) -> dict:
   # 2. Score update (platon scorer) alone, donating its state.
   scorer = jaxprune.platon_scorer(0.85, 0.95, DELTA_T)
   g_sel = [x for x, f in zip(jax.tree_util.tree_leaves(grads), flags) if f]
-  # Iwin as a list of leaves; Ibar and Ubar stacked, as in the state.
-  sstate = jaxprune.PlatonScoreState(
-      copy_tree(jax.tree_util.tree_leaves(scores_state.iwin)),
-      copy_tree(scores_state.ibar), copy_tree(scores_state.ubar))
+  sc_leaves = [jax.tree_util.tree_leaves(t) for t in scores_state]
+  sstate = jaxprune.PlatonScoreState(*[copy_tree(l) for l in sc_leaves])
   newp = [copy_tree(x) for x in sel]
   # (Arrays are passed as arguments, never closed over: no jit constants.)
   f_sc = jax.jit(lambda st, g, q, s: scorer.update(st, g, q, None, s),
@@ -600,8 +598,7 @@ def pieces_section(args, params, tx_platon) -> dict:
       lambda st: f_in(st, g_sel, newp, s_arr), sstate, reps)
   add("score update, Iwin only (lower bound inside a window)", med, times)
   del sstate
-  ibar, ubar = scores_state.ibar.leaves(), scores_state.ubar.leaves()
-  scores = [b * u for b, u in zip(ibar, ubar)]
+  scores = [b * u for b, u in zip(sc_leaves[1], sc_leaves[2])]
 
   # 3. Selection.
   k = jnp.int32(n * 9 // 10)
@@ -626,8 +623,8 @@ def pieces_section(args, params, tx_platon) -> dict:
   # 5. The selection cond as in transform.prune: the select branch closes
   #    over the score state (ibar, ubar), the keep branch returns the stored
   #    masks (donated, as the optimizer state is in the train step).
-  ibar = [jnp.array(x, copy=True) for x in ibar]
-  ubar = [jnp.array(x, copy=True) for x in ubar]
+  ibar = [jnp.array(x, copy=True) for x in sc_leaves[1]]
+  ubar = [jnp.array(x, copy=True) for x in sc_leaves[2]]
   m_keep = [jnp.array(m, copy=True) for m in
             jax.tree_util.tree_leaves(masks_state)]
 

@@ -1,12 +1,18 @@
 """Few large buffers for pruning state that is written rarely.
 
-The masks (every method) and PLATON's ``Ibar``/``Ubar`` change only at
-selections or window boundaries, but as one array per prunable leaf they
-are one jit input and one output each: BERT-base's 144 prunable leaves make
-432 buffers, each with host-side cost on every call (about 1-2 us per
+The masks change only at selections, but as one array per prunable leaf
+they are one jit input and one output each: BERT-base's 144 prunable leaves
+make 288 buffers, each with host-side cost on every call (about 1-2 us per
 buffer, ``benchmarks/dispatch.py``). :class:`Stacked` holds such a
 params-shaped tree as one array per bucket of leaves with the same shape and
-dtype (BERT-base: 4 buckets), stacked along a new leading axis.
+dtype (BERT-base: 5 buckets), stacked along a new leading axis.
+
+PLATON's ``Ibar`` and ``Ubar`` (written only at window boundaries) stay one
+array per leaf: stacked, they would save 556 more buffers, but compiled for
+an H100 the boundary step then moves 72 instead of 60 bytes per prunable
+weight and the selection step 120 instead of 100, because the stacked
+exponential averages no longer fuse into each leaf's update
+(``docs/performance.md``).
 
 A stack keeps each leaf's sharding on the leaf's own axes (the new leading
 axis is not sharded; see :func:`jaxprune.train.opt_state_shardings`), so

@@ -207,30 +207,22 @@ def _first_state_arrays(state: Any, template: Tree) -> list[Any]:
 
 
 def _relayout(state: PruneState, layout: stacking.StackLayout) -> PruneState:
-  """``state`` with ``layout`` on its stacks (masks and scorer state).
+  """``state`` with ``layout`` on its mask stacks.
 
   Raises ``ValueError`` unless they hold the same leaves in the same buckets
-  (only the containers, e.g. ``nnx.Param`` nodes, may differ).
+  (only the containers may differ: ``nnx.Optimizer`` initialises on
+  ``nnx.Param`` nodes and updates on their values).
   """
-  is_stacked = lambda x: isinstance(x, stacking.Stacked)
-
-  def relayout(x):
-    if not is_stacked(x):
-      return x
-    if not x.layout.compatible(layout):
-      raise ValueError(
-          "`state` was created for other params, another `where` or another "
-          "`stack_state`: its stacked masks or scores do not match the "
-          "prunable leaves of `params`")
-    return stacking.Stacked(x.stacks, layout)
-
-  if not is_stacked(state.mask_stacks):
+  stacks = state.mask_stacks
+  if not isinstance(stacks, stacking.Stacked):
     raise ValueError("`state.mask_stacks` must be a jaxprune.stacking.Stacked, "
-                     f"got {type(state.mask_stacks)}")
-  return state._replace(
-      mask_stacks=relayout(state.mask_stacks),
-      scorer_state=jax.tree.map(relayout, state.scorer_state,
-                                is_leaf=is_stacked))
+                     f"got {type(stacks)}")
+  if not stacks.layout.compatible(layout):
+    raise ValueError(
+        "`state` was created for other params, another `where` or another "
+        "`stack_state`: its masks do not match the prunable leaves of "
+        "`params`")
+  return state._replace(mask_stacks=stacking.Stacked(stacks.stacks, layout))
 
 
 def prune(optimizer: optax.GradientTransformation,
@@ -303,10 +295,10 @@ def prune(optimizer: optax.GradientTransformation,
       :class:`jaxprune.patterns.Pattern` such as ``patterns.nm(2, 4)`` or
       ``patterns.heads_and_neurons(12, preset="bert")``. With a structured
       pattern ``k`` counts the pattern's units (N:M slots, heads, neurons).
-    stack_state: store the masks as one array per bucket of prunable leaves
-      of one shape and dtype (:mod:`jaxprune.stacking`: few jit buffers);
-      ``False``: one stack per leaf, for leaves of one shape sharded
-      differently (tensor parallelism).
+    stack_state: store the masks as one array per shape of prunable leaves
+      (:mod:`jaxprune.stacking`: few jit buffers); ``False``: one stack per
+      leaf, for leaves of one shape sharded differently (tensor
+      parallelism).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose state is a
@@ -350,16 +342,6 @@ def prune(optimizer: optax.GradientTransformation,
     shapes = [tuple(np.shape(x)) for (_, x), f in zip(pl, flags) if f]
     return pattern.bind(paths, shapes, granularity, target)
 
-  def init_scorer(sel_tree):
-    state = scorer.init(sel_tree)
-    if stack_state:
-      return state
-    # One stack per leaf: the scorer keeps the layout of the stacks it gets.
-    is_stacked = lambda x: isinstance(x, stacking.Stacked)
-    return jax.tree.map(
-        lambda x: stacking.Stacked.from_tree(x.tree(), by_leaf=True)
-        if is_stacked(x) else x, state, is_leaf=is_stacked)
-
   def init_fn(params):
     flags = where_lib.resolve(where, params)
     sel = selected_leaves(params, flags)
@@ -380,7 +362,7 @@ def prune(optimizer: optax.GradientTransformation,
     return PruneState(
         count=jnp.zeros([], jnp.int32),
         inner_state=inner.init(params),
-        scorer_state=init_scorer(sel_tree),
+        scorer_state=scorer.init(sel_tree),
         mask_stacks=stacking.Stacked.from_tree(
             _masked_tree(params, flags,
                          lambda x: jnp.ones(x.shape, jnp.bool_)),
@@ -439,7 +421,7 @@ def prune(optimizer: optax.GradientTransformation,
         _masked_tree(params, flags, lambda x: jax.ShapeDtypeStruct(
             x.shape, jnp.bool_)), by_leaf=not stack_state)
     state = _relayout(state, mask_layout)
-    expected = jax.eval_shape(init_scorer, _masked_tree(params, flags,
+    expected = jax.eval_shape(scorer.init, _masked_tree(params, flags,
                                                         lambda x: x))
     if (jax.tree_util.tree_structure(expected)
         != jax.tree_util.tree_structure(state.scorer_state)):

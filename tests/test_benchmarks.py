@@ -196,11 +196,11 @@ def test_dispatch_one_layer(tmp_path):
   rows = out["updates"]
   assert set(rows) == {"dense", "boundary", "final", "select"}
   # One layer: 6 prunable matrices and their biases (12 leaves, in two
-  # shapes at --dim 2: (2, 2) and (2,)): an Iwin per leaf, an Ibar, Ubar and
+  # shapes at --dim 2: (2, 2) and (2,)): Iwin, Ibar and Ubar per leaf, a
   # mask stack per shape, and 5 scalars (count, stale, kind_mismatch,
   # threshold, num_pruned) beyond dense's params, moments and gradients.
   assert {r["input_buffers"] - rows["dense"]["input_buffers"]
-          for n, r in rows.items() if n != "dense"} == {12 + 3 * 2 + 5}
+          for n, r in rows.items() if n != "dense"} == {3 * 12 + 2 + 5}
   assert rows["dense"]["dispatch_over_dense"] == 1.0
 
 

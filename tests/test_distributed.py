@@ -93,8 +93,8 @@ def scenario_sharded(single_run):
   params = jax.device_put(params, p_shard)
   state = jax.jit(tx.init)(params)
   # Shard the pruning state like the params (scores, masks, Adam moments).
-  # A stack (masks, Ibar, Ubar) is sharded like its leaves after its leading
-  # axis: the stacks of the (32, 32) leaves on their last axis.
+  # A mask stack is sharded like its leaves after its leading axis: the
+  # stack of the (32, 32) leaves on its last axis.
   def state_spec(a):
     if a.ndim == 3 and a.shape[2] % 2 == 0:
       return NamedSharding(mesh, P(None, None, "model"))
@@ -117,12 +117,11 @@ def scenario_sharded(single_run):
         p_shard)
     u, state = update(g, state, params)
     params = jax.device_put(optax.apply_updates(params, u), p_shard)
-  for leaf, sh in zip(jax.tree.leaves(state.scorer_state.iwin),
+  for leaf, sh in zip(jax.tree.leaves(state.scorer_state.ibar),
                       [s for s, a in zip(jax.tree.leaves(p_shard),
                                          jax.tree.leaves(params)) if a.ndim >= 2]):
     assert leaf.sharding.is_equivalent_to(sh, leaf.ndim)
-  for stacked in (state.scorer_state.ibar, state.mask_stacks):
-    helpers.assert_stacks_sharded_like(stacked, params, p_shard)
+  helpers.assert_stacks_sharded_like(state.mask_stacks, params, p_shard)
   leaves = helpers.prunable(params)
   n = sum(p.size for p in leaves)
   assert sum(int((p == 0).sum()) for p in leaves) == int(0.9 * n)

@@ -307,7 +307,7 @@ def test_platon_low_precision_masks_match_numpy_on_float32_scores(dtype):
     params, state, _ = step(params, state)
   sc = state.scorer_state
   scores = [np.asarray(b, np.float32) * np.asarray(u, np.float32)
-            for b, u in zip(sc.ibar.leaves(), sc.ubar.leaves())]
+            for b, u in zip(jax.tree.leaves(sc.ibar), jax.tree.leaves(sc.ubar))]
   assert all(s.dtype == np.float32 for s in scores)
   k = int(sum(s.size for s in scores) * 0.6)
   for m, e in zip(jax.tree.leaves(state.masks), numpy_keep(scores, k)):

@@ -57,9 +57,7 @@ def test_pins_matches_numpy(variant):
   for n in SHAPES:
     np.testing.assert_allclose(np.asarray(p[n]), p_np[n], rtol=1e-5, atol=1e-7)
     for field in ("iwin", "ibar", "ubar"):
-      got = getattr(sc, field)
-      got = got if field == "iwin" else got.tree()
-      np.testing.assert_allclose(np.asarray(got[n]),
+      np.testing.assert_allclose(np.asarray(getattr(sc, field)[n]),
                                  st[field][n], rtol=2e-5, atol=1e-7)
   n_all = sum(np.prod(s) for s in SHAPES.values())
   assert sum(int((np.asarray(p[n]) == 0).sum()) for n in SHAPES) == int(

@@ -17,8 +17,8 @@ def test_score_state_by_hand_across_window_boundary():
   for s, g in enumerate([1.0, 4.0, 7.0, 10.0, 2.0]):
     st = jax.jit(sc.update, static_argnums=())(
         st, {"w": jnp.float32(g)}, {"w": jnp.float32(2.0)}, None, s)
-    seen.append((float(st.iwin["w"]), float(st.ibar.tree()["w"]),
-                 float(st.ubar.tree()["w"])))
+    seen.append((float(st.iwin["w"]), float(st.ibar["w"]),
+                 float(st.ubar["w"])))
   # s=0 boundary: Ibar = 0, Ubar = 0, Iwin = 2.
   # s=1: Iwin = (2*1 + 8)/2 = 5.   s=2: Iwin = (5*2 + 14)/3 = 8.
   # s=3 boundary: Ibar = .5*0 + .5*8 = 4; Ubar = .25*0 + .75*|8-4| = 3; Iwin = 20.

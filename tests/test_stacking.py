@@ -62,7 +62,7 @@ def test_leading_axes_are_kept_by_leaves():
 
 
 def test_platon_state_is_few_buffers():
-  """Masks and Ibar/Ubar: one array per (shape, dtype) bucket, Iwin per leaf."""
+  """Masks: one array per (shape, dtype) bucket; scores per leaf."""
   params = {f"l{i}": {"q": jnp.zeros((6, 6)), "up": jnp.zeros((6, 12)),
                       "down": jnp.zeros((12, 6)), "b": jnp.zeros(6)}
             for i in range(4)}
@@ -72,12 +72,10 @@ def test_platon_state_is_few_buffers():
   # appearance (keys sorted: b, down, q, up).
   assert [x.shape for x in ps.mask_stacks.stacks] == [(4, 12, 6), (4, 6, 6),
                                                       (4, 6, 12)]
-  assert len(jax.tree.leaves(ps.scorer_state.iwin)) == 12
-  assert len(jax.tree.leaves(ps.scorer_state.ibar)) == 3
-  assert len(jax.tree.leaves(ps.scorer_state.ubar)) == 3
-  # count, sgd's (empty) state, iwin 12, ibar 3, ubar 3, masks 3,
+  assert len(jax.tree.leaves(ps.scorer_state)) == 3 * 12
+  # count, sgd's (empty) state, Iwin, Ibar and Ubar 12 each, masks 3,
   # threshold, num_pruned, stale, kind_mismatch.
-  assert len(jax.tree.leaves(ps)) == 1 + 12 + 9 + 4
+  assert len(jax.tree.leaves(ps)) == 1 + 36 + 3 + 4
   masks = ps.masks
   assert jax.tree.structure(masks) == jax.tree.structure(
       jax.tree.map(lambda x: x if x.ndim >= 2 else optax.MaskedNode(),
@@ -90,7 +88,6 @@ def test_stack_state_false_keeps_one_stack_per_leaf():
                       jaxprune.schedules.constant(0.5), stack_state=False)
   st = tx.init(params)
   assert [x.shape for x in st.mask_stacks.stacks] == [(1, 4, 4)] * 2
-  assert [x.shape for x in st.scorer_state.ibar.stacks] == [(1, 4, 4)] * 2
   g = jax.tree.map(jnp.ones_like, params)
   u, st = jax.jit(tx.update)(g, st, params)
   assert int(sum(jnp.sum(~m) for m in jax.tree.leaves(st.masks))) == 16
@@ -133,7 +130,8 @@ def test_opt_state_shardings_shard_stacks_like_their_leaves():
   sh = train.opt_state_shardings(tx, params, p_sh, mesh)
   want = NamedSharding(mesh, P(None, None, "model"))
   assert [s.spec for s in sh.mask_stacks.stacks] == [want.spec]
-  assert [s.spec for s in sh.scorer_state.ibar.stacks] == [want.spec]
+  assert [s.spec for s in jax.tree.leaves(sh.scorer_state.ibar)] == [
+      P(None, "model")] * 2
   state = jax.jit(tx.init, out_shardings=sh)(jax.device_put(params, p_sh))
   helpers.assert_stacks_sharded_like(state.mask_stacks, params, p_sh)
 
@@ -154,4 +152,3 @@ def test_opt_state_shardings_shard_stacks_like_their_leaves():
   for _ in range(10):
     _, state = update(g, state, params)
   helpers.assert_stacks_sharded_like(state.mask_stacks, params, p_sh)
-  helpers.assert_stacks_sharded_like(state.scorer_state.ubar, params, p_sh)

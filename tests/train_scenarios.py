@@ -102,10 +102,9 @@ def scenario_sharded():
   ps = train.find_prune_states(state)[0]
   sel = [sh for sh, f in zip(jax.tree.leaves(p_sh, is_leaf=lambda x: isinstance(x, NamedSharding)),
                              __import__("jaxprune").where.resolve("bert", model.params)) if f]
-  for leaf, sh in zip(jax.tree.leaves(ps.scorer_state.iwin), sel):
+  for leaf, sh in zip(jax.tree.leaves(ps.scorer_state.ibar), sel):
     assert leaf.sharding.is_equivalent_to(sh, leaf.ndim), (leaf.sharding, sh)
-  for stacked in (ps.scorer_state.ibar, ps.mask_stacks):
-    helpers.assert_stacks_sharded_like(stacked, model.params, p_sh)
+  helpers.assert_stacks_sharded_like(ps.mask_stacks, model.params, p_sh)
   for m, m_ref in zip(jax.tree.leaves(ps.masks),
                       jax.tree.leaves(train.find_prune_states(ref_s)[0].masks)):
     np.testing.assert_array_equal(np.asarray(m), np.asarray(m_ref))

@@ -68,9 +68,9 @@ def magnitude(optimizer: optax.GradientTransformation, *, sparsity: float,
       (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
       as ``patterns.heads_and_neurons(12, preset="bert")``.
     persistent_mask: default ``True`` (Zhu & Gupta keep pruned weights at 0).
-    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
-      array per shape (few jit buffers, the default); ``False`` for
-      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
+    stack_state: store the masks as one array per shape (few jit buffers,
+      the default); ``False`` for leaves of one shape sharded differently
+      (see :func:`jaxprune.prune`).
 
   Example:
     >>> import jax.numpy as jnp, optax, jaxprune

@@ -201,9 +201,9 @@ def mgpp(optimizer: optax.GradientTransformation, *, sparsity: float,
     pattern: sparsity pattern (:mod:`jaxprune.patterns`): ``None``
       (unstructured, the default), ``"N:M"`` or a ``patterns.Pattern`` such
       as ``patterns.heads_and_neurons(12, preset="bert")``.
-    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
-      array per shape (few jit buffers, the default); ``False`` for
-      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
+    stack_state: store the masks as one array per shape (few jit buffers,
+      the default); ``False`` for leaves of one shape sharded differently
+      (see :func:`jaxprune.prune`).
 
   Returns:
     An optax ``GradientTransformationExtraArgs``.

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import optax
 
 from jaxprune import _checks
-from jaxprune import stacking
 from jaxprune import transform
 from jaxprune.methods import _common
 from jaxprune.methods import _gradual
@@ -38,17 +37,12 @@ DEFAULT_FINAL_FRACTION = _gradual.DEFAULT_FINAL_FRACTION
 
 
 class PlatonScoreState(NamedTuple):
-  """PLATON's score state, float32, shaped like the prunable params.
-
-  ``Ibar`` and ``Ubar`` change only at window boundaries: they are stored as
-  :class:`~jaxprune.stacking.Stacked` (one array per bucket of prunable
-  leaves of one shape), so they cost few jit buffers; ``.tree()`` gives the
-  tree. ``Iwin``, written every step, stays a tree.
+  """PLATON's score state, trees shaped like the prunable params (float32).
 
   Attributes:
-    iwin: running mean of ``|theta' * g|`` over the current window (tree).
-    ibar: EMA (``beta1``) of the window means: the sensitivity (stacked).
-    ubar: EMA (``beta2``) of ``|Iwin - Ibar|``: the uncertainty (stacked).
+    iwin: running mean of ``|theta' * g|`` over the current window.
+    ibar: EMA (``beta1``) of the window means: the sensitivity.
+    ubar: EMA (``beta2``) of ``|Iwin - Ibar|``: the uncertainty.
   """
   iwin: Any
   ibar: Any
@@ -89,8 +83,7 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
 
   def init(params):
     zeros = lambda: _common.zeros(params)
-    return PlatonScoreState(zeros(), stacking.Stacked.from_tree(zeros()),
-                            stacking.Stacked.from_tree(zeros()))
+    return PlatonScoreState(zeros(), zeros(), zeros())
 
   def update(state, grads, new_params, params, step, inner_state=None,
              hint=None):
@@ -122,16 +115,12 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
           ubar + (1 - beta2) * (jnp.abs(iwin - ibar) - ubar), ubar)
       return ibar, ubar
 
-    def ema_all(flag, ibar_s, ubar_s):
-      # On the stacks (the layout of the state's): Iwin and the finiteness
-      # flags are stacked alike, which XLA fuses into the EMA passes.
-      layout = ibar_s.layout
-      iwin_s, ok_s = (stacking.Stacked.from_leaves(
-          jax.tree_util.tree_leaves(t), layout) for t in (state.iwin, ok_tree))
-      out = [ema(w, b, u, ok, flag) for w, b, u, ok in zip(
-          iwin_s.stacks, ibar_s.stacks, ubar_s.stacks, ok_s.stacks)]
-      return (stacking.Stacked([o[0] for o in out], layout),
-              stacking.Stacked([o[1] for o in out], layout))
+    def ema_all(flag, ibar_t, ubar_t):
+      out = jax.tree.map(lambda w, b, u, ok: ema(w, b, u, ok, flag),
+                         state.iwin, ibar_t, ubar_t, ok_tree)
+      is_pair = lambda x: type(x) is tuple  # pylint: disable=unidiomatic-typecheck
+      return (jax.tree.map(lambda o: o[0], out, is_leaf=is_pair),
+              jax.tree.map(lambda o: o[1], out, is_leaf=is_pair))
 
     if hint is not None:
       ibar_t, ubar_t = ((ema_all(True, state.ibar, state.ubar)) if boundary
@@ -145,7 +134,7 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
     else:  # GPU/TPU: a cond costs a host round trip; passes are cheap there
       ibar_t, ubar_t = ema_all(boundary, state.ibar, state.ubar)
 
-    def window(iwin, ubar, sens, ok):
+    def window(iwin, ibar, ubar, sens, ok):
       if hint is None:
         new_iwin = jnp.where(boundary, sens, (iwin * lf + sens) / (lf + 1.0))
       else:
@@ -154,14 +143,13 @@ def window_scorer(sensitivity: Callable[..., Any], beta1: float, beta2: float,
         ok = ok & _common.after(ubar)  # Ubar is computed from the new Ibar
       return jnp.where(ok, new_iwin, iwin)
 
-    ubar_leaves = jax.tree_util.tree_unflatten(
-        jax.tree_util.tree_structure(state.iwin), ubar_t.leaves())
-    iwin_t = jax.tree.map(window, state.iwin, ubar_leaves, sens_tree, ok_tree)
+    iwin_t = jax.tree.map(window, state.iwin, ibar_t, ubar_t, sens_tree,
+                          ok_tree)
     return PlatonScoreState(iwin_t, ibar_t, ubar_t)
 
   def scores(state, new_params):
     del new_params
-    return state.ibar.map(lambda b, u: b * u, state.ubar).tree()
+    return jax.tree.map(lambda b, u: b * u, state.ibar, state.ubar)
 
   def changes_at(step):
     return jnp.asarray(step, jnp.int32) % delta_t == 0
@@ -181,8 +169,7 @@ def platon_scorer(beta1: float = 0.85, beta2: float = 0.95,
     >>> st = sc.init({"w": jnp.zeros(2)})
     >>> for s, g in enumerate([1.0, 3.0, 2.0]):
     ...   st = sc.update(st, {"w": jnp.full(2, g)}, {"w": jnp.ones(2)}, None, s)
-    >>> ibar, ubar = st.ibar.tree(), st.ubar.tree()
-    >>> float(ibar["w"][0]), float(ubar["w"][0]), float(st.iwin["w"][0])
+    >>> float(st.ibar["w"][0]), float(st.ubar["w"][0]), float(st.iwin["w"][0])
     (1.0, 0.5, 2.0)
   """
 
@@ -229,9 +216,9 @@ def platon(optimizer: optax.GradientTransformation, *, sparsity: float,
     persistent_mask: keep pruned weights at 0 between mask events and zero
       their gradients (default ``False``: the reference behaviour, where
       pruned weights may regrow until the next mask event).
-    stack_state: store the masks (and PLATON's ``Ibar``/``Ubar``) as one
-      array per shape (few jit buffers, the default); ``False`` for
-      leaves of one shape sharded differently (see :func:`jaxprune.prune`).
+    stack_state: store the masks as one array per shape (few jit buffers,
+      the default); ``False`` for leaves of one shape sharded differently
+      (see :func:`jaxprune.prune`).
 
   Returns:
     An optax ``GradientTransformationExtraArgs``.

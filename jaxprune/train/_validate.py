@@ -136,7 +136,7 @@ def check_tree_matches(saved: dict, expected: dict, *, what: str) -> None:
       and not in_layout(expected, "masks")):
     raise ValueError(
         f"{what} was written by an earlier jaxprune, which kept the pruning "
-        "state's masks (and PLATON's Ibar and Ubar) as one array per leaf, "
+        "state's masks as one array per leaf, "
         f"e.g. {in_layout(extra, 'masks')[0]!r}; this version stacks them by "
         "shape (jaxprune.stacking) and does not read that layout: finish "
         "that run with the version that wrote it, or start again in another "

@@ -290,9 +290,9 @@ def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
   parameter and which has that parameter's shape (Adam moments, pruning
   scores and masks) gets the parameter's sharding; everything else (counts,
   thresholds) is replicated. A stack of leaves (:mod:`jaxprune.stacking`:
-  masks, PLATON's ``Ibar`` and ``Ubar``) is sharded like its leaves on their
-  axes and not on its leading one; its leaves must share one sharding
-  (otherwise build the method with ``stack_state=False``).
+  the masks) is sharded like its leaves on their axes and not on its leading
+  one; its leaves must share one sharding (otherwise build the method with
+  ``stack_state=False``).
   """
   _validate.check_transformation("tx", tx)
   if params is None:
