@@ -17,6 +17,12 @@ array per leaf and once with the masks (ordinary step) or ``Ibar``/``Ubar``
 (``hlo_stats.hlo_counts``): kernels, copies, estimated bytes per prunable
 weight and jit input buffers.
 
+What came of it: the masks are stacked (``jaxprune.stacking``). ``Ibar`` and
+``Ubar`` are not: in jaxprune's whole update, which also computes AdamW and
+the finiteness guard per leaf, their stacked EMAs cost the boundary step
+21 and the selection step 43 more bytes per weight on the H100 proxy
+(``docs/performance.md``), which this boundary-only prototype does not show.
+
 Run (its venv: ``make gpu-proxy`` installs it; about 30 seconds)::
 
     .venv-proxy/bin/python benchmarks/stacked_state_proxy.py
