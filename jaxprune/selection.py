@@ -47,6 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import stacking
+
 __all__ = [
     "count_le",
     "float_to_key",
@@ -383,10 +385,8 @@ class _Buckets:
   """
 
   def __init__(self, leaves: Sequence[jax.Array], groups: Sequence[int]):
-    by_key: dict = {}
-    for i, x in enumerate(leaves):
-      by_key.setdefault((tuple(x.shape), jnp.dtype(x.dtype)), []).append(i)
-    self.index = [np.asarray(v, np.int32) for v in by_key.values()]
+    self.index = [np.asarray(v, np.int32) for v in stacking.bucket_members(
+        [(tuple(x.shape), jnp.dtype(x.dtype)) for x in leaves])]
     self.gid = [np.asarray([groups[i] for i in v], np.int32)
                 for v in self.index]
     self.stacks = self.stack(leaves)

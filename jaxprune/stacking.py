@@ -9,8 +9,8 @@ dtype (BERT-base: 5 buckets), stacked along a new leading axis.
 
 PLATON's ``Ibar`` and ``Ubar`` (written only at window boundaries) stay one
 array per leaf: stacked, they would save 556 more buffers, but compiled for
-an H100 the boundary step then moves 72 instead of 60 bytes per prunable
-weight and the selection step 120 instead of 100, because the stacked
+an H100 the boundary step then moved 81 instead of 60 bytes per prunable
+weight and the selection step 147 instead of 104, because the stacked
 exponential averages no longer fuse into each leaf's update
 (``docs/performance.md``).
 
@@ -34,11 +34,10 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 __all__ = ["StackLayout", "Stacked", "bucket_members"]
@@ -180,15 +179,6 @@ class Stacked:
   def tree(self) -> Tree:
     """The params-shaped tree (``optax.MaskedNode()`` at leaves not held)."""
     return jax.tree_util.tree_unflatten(self.layout.treedef, self.leaves())
-
-  def map(self, fn: Callable[..., Any], *others: "Stacked") -> "Stacked":
-    """``fn`` applied stack-wise (element-wise functions only)."""
-    for o in others:
-      if o.layout != self.layout:
-        raise ValueError("stacks of different layouts cannot be combined")
-    return Stacked([fn(*xs) for xs in zip(self.stacks,
-                                           *(o.stacks for o in others))],
-                   self.layout)
 
   def __eq__(self, other: Any) -> bool:
     """Like a tuple's: same layout and ``==`` stacks (arrays: ambiguous)."""
