@@ -2,9 +2,10 @@
 
 What is measured
 ----------------
-PLATON's state adds about four arrays per prunable leaf (``Iwin``, ``Ibar``,
-``Ubar``, the mask) to every call of a train step: for BERT-base, about 2,370
-jit input buffers against 1,210 for dense AdamW (``benchmarks/gpu_proxy.py``
+PLATON's state adds three arrays per prunable leaf (``Iwin``, ``Ibar``,
+``Ubar``) and one mask stack per leaf shape (``jaxprune.stacking``) to every
+call of a train step: for BERT-base's whole step, 2,096 jit buffers against
+1,212 for dense AdamW (2,374 with one mask per leaf; ``benchmarks/gpu_proxy.py``
 counts them). The host handles each buffer on every call (flattening,
 checks, donation, the runtime's bookkeeping) before the device starts, so
 this cost does not depend on the arrays' sizes. To see it apart from the
