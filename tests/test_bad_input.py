@@ -171,7 +171,7 @@ def _bool_cases():
   out = []
   for method in PRUNERS:
     fn = getattr(jaxprune, method, None)
-    for arg in ("persistent_mask", "signed"):
+    for arg in ("persistent_mask", "signed", "stack_state"):
       if fn is not None and _accepts(fn, arg):
         out += [pytest.param(method, arg, v, id=f"{method}-{arg}-{v!r}")
                 for v in ("no", "yes", 2)]
@@ -344,6 +344,13 @@ def test_update_rejects_dense_optimizer_state():
   tx, _, params = _platon_state()
   with pytest.raises(ValueError, match="`state` must be a PruneState"):
     tx.update(_grads(params), optax.adamw(1e-3).init(params), params)
+
+
+def test_update_rejects_masks_that_are_not_stacked():
+  tx, state, params = _platon_state()
+  with pytest.raises(ValueError, match="`state.mask_stacks` must be a "
+                     "jaxprune.stacking.Stacked"):
+    tx.update(_grads(params), state._replace(mask_stacks=state.masks), params)
 
 
 def test_update_rejects_state_of_model_with_other_shapes():

@@ -315,10 +315,11 @@ def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
           f"{sh!r} at {jax.tree_util.keystr(path)}")
   replicated = NamedSharding(mesh, P())
   abstract = jax.eval_shape(tx.init, params)
-  by_path = {}
+  by_path, by_keystr = {}, {}
   for (path, leaf), sharding in zip(
       jax.tree_util.tree_leaves_with_path(params), sharding_leaves):
     by_path[tuple(str(k) for k in path)] = (tuple(leaf.shape), sharding)
+    by_keystr[jax.tree_util.keystr(path)] = sharding  # stacks' leaf paths
   lengths = sorted({len(k) for k in by_path}, reverse=True)
 
   def pick(path, leaf):
@@ -328,10 +329,6 @@ def opt_state_shardings(tx: optax.GradientTransformation, params: Any,
       if hit is not None and hit[0] == tuple(leaf.shape):
         return hit[1]
     return replicated
-
-  by_keystr = {jax.tree_util.keystr(path): sharding for (path, _), sharding
-               in zip(jax.tree_util.tree_leaves_with_path(params),
-                      sharding_leaves)}
 
   def pick_stacks(stacked):
     out = []
