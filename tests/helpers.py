@@ -55,6 +55,25 @@ def assert_stacks_sharded_like(stacked, params, param_shardings):
           stack.sharding, want, stacked.layout.paths[i])
 
 
+def assert_finite_scores(state):
+  """Every float array of ``state.scorer_state`` is finite, but SEVEN's
+  importance, which is -inf for weights pruned in its window (then their
+  mask is False)."""
+  from jaxprune import SevenScoreState  # pylint: disable=g-import-not-at-top
+  sc = state.scorer_state
+  seven = isinstance(sc, SevenScoreState)
+  floats = [a for a in jax.tree.leaves((sc.m, sc.v) if seven else sc)
+            if jnp.issubdtype(a.dtype, jnp.floating)]
+  for a in floats:
+    assert np.isfinite(np.asarray(a)).all()
+  if seven:
+    for imp, keep in zip(jax.tree.leaves(sc.importance),
+                         jax.tree.leaves(state.masks)):
+      imp, keep = np.asarray(imp), np.asarray(keep)
+      assert np.all(np.isfinite(imp) | (np.isneginf(imp) & ~keep))
+      assert np.all(np.isfinite(imp[keep]))
+
+
 def prunable(tree):
   """Default `where`: float leaves with ndim >= 2."""
   return [x for x in jax.tree.leaves(tree) if x.ndim >= 2]

@@ -73,14 +73,14 @@ def test_nonfinite_step_keeps_scores_masks_threshold(name, where_step, bad,
                           jax.tree.leaves(before.scorer_state)):
         if new.shape == (32, 32):   # the dense2 kernel's state
           assert np.asarray(new)[3, 4] == np.asarray(old)[3, 4]
-      for leaf in jax.tree.leaves(state.scorer_state):
-        assert np.all(np.isfinite(np.asarray(leaf)))
+      helpers.assert_finite_scores(state)
       # -inf is legitimate for SEVEN (only earlier-pruned weights, which rank
       # at -inf, were pruned at the last selection); NaN never is.
       assert not np.any(np.isnan(np.asarray(state.threshold)))
       assert int(state.count) == where_step + 1
-  for leaf in jax.tree.leaves((params, state.scorer_state)):
+  for leaf in jax.tree.leaves(params):
     assert np.all(np.isfinite(np.asarray(leaf, np.float32)))
+  helpers.assert_finite_scores(state)
   leaves = helpers.prunable(params)
   expect = (sum(int(v.size * 0.8) for v in leaves) if name == "movement"
             else int(sum(v.size for v in leaves) * 0.8))   # per layer / global

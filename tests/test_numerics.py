@@ -281,8 +281,7 @@ def test_low_precision_params_keep_float32_scores_and_exact_k(method, dtype):
   floats = [a for a in jax.tree.leaves(state.scorer_state)
             if jnp.issubdtype(a.dtype, jnp.floating)]
   assert all(a.dtype == jnp.float32 for a in floats), {a.dtype for a in floats}
-  for a in floats:
-    assert np.isfinite(np.asarray(a)).all()
+  helpers.assert_finite_scores(state)
   masks = jax.tree.leaves(state.masks)
   if method == "movement":  # per-layer default: floor per leaf
     k = sum(int(m.size * sparsity) for m in masks)

@@ -141,3 +141,83 @@ def test_steps_outside_the_window_make_no_pass_over_the_score_state():
     same = [o is i for o, i in zip(jaxpr.jaxpr.outvars, score_in)]
     assert len(same) == n == 6
     assert same == [not kind.scorer] * n, kind
+
+
+@pytest.mark.parametrize("hinted", [False, True])
+def test_pruned_importance_becomes_neg_inf_at_the_next_window_step(hinted):
+  """Through jaxprune.seven, the importance of a weight pruned at one step of
+  the window is -inf after the next (the authors reset it to 0), so the state
+  holds the scores the monotone selection reads; after the window the state
+  is left alone, and the scorer called without masks never does it."""
+  import jax
+  params = {n: jnp.asarray(v) for n, v in numpy_ref.tree(SHAPES).items()}
+  grads_seq = numpy_ref.grads_sequence(SHAPES, 12)
+  tx = jaxprune.seven(optax.sgd(0.05), sparsity=0.6, total_steps=12,
+                      warmup_steps=2, pruning_steps=6)
+  state = tx.init(params)
+  step = jax.jit(lambda g, st, p, kind: tx.update(g, st, p, step_kind=kind),
+                 static_argnums=3)
+  keep = {n: np.ones(v.shape, bool) for n, v in params.items()}
+  for s, g in enumerate(grads_seq):
+    g = {n: jnp.asarray(v) for n, v in g.items()}
+    kind = jaxprune.step_kind(tx, s) if hinted else None
+    updates, state = step(g, state, params, kind)
+    params = optax.apply_updates(params, updates)
+    imp = {n: np.asarray(v) for n, v in
+           numpy_ref.find_prune_state(state).scorer_state.importance.items()}
+    for n in SHAPES:
+      if s < 8:  # warm-up (0, 1) and window (2-7): -inf where pruned before
+        np.testing.assert_array_equal(np.isneginf(imp[n]), ~keep[n],
+                                      err_msg=f"step {s} {n}")
+      else:  # after the window: as the window left it
+        np.testing.assert_array_equal(imp[n], last[n])
+    if s < 8:
+      keep = {n: np.asarray(state.masks[n]) for n in SHAPES}
+      last = imp
+  assert 0 < sum(int((~keep[n]).sum()) for n in SHAPES)
+  sc = jaxprune.seven_scorer(start=0, pruning_steps=4)
+  st = sc.init({"w": jnp.zeros(2)})
+  st = sc.update(st, {"w": jnp.ones(2)}, {"w": jnp.ones(2)}, None, 0)
+  st = sc.update(st, {"w": jnp.ones(2)}, {"w": jnp.ones(2)}, None, 1,
+                 masks={"w": jnp.array([True, False])})
+  np.testing.assert_allclose(np.asarray(st.importance["w"]), [2.0, -np.inf],
+                             rtol=1e-6)
+
+
+def test_a_scorer_ranking_pruned_last_is_trusted_on_hinted_steps_only():
+  """`Scorer.ranks_pruned_last`: on a selection step the host decided with
+  ``scorer=True``, prune(monotone=True) selects on the scores as they are;
+  traced, it ranks the pruned weights last itself. A scorer that claims it
+  but scores a pruned weight highest shows the difference: the weight comes
+  back on the hinted step only. Without a step_hint the claim is refused."""
+  from jaxprune import schedules
+  base = jaxprune.magnitude_scorer()
+
+  def make(claim, step_hint=lambda s: s >= 0):
+    scorer = jaxprune.Scorer(
+        base.init, lambda st, *a, hint=None, masks=None: st,
+        lambda st, p: {"w": jnp.abs(p["w"])}, base.changes_at,
+        uses_params=True, step_hint=step_hint, ranks_pruned_last=claim)
+    return jaxprune.prune(optax.sgd(0.0), scorer, schedules.constant(0.25),
+                          monotone=True)
+
+  grads = {"w": jnp.zeros((2, 2))}
+  for claim, hinted, keep in ((False, True, [[False, True], [True, True]]),
+                              (True, False, [[False, True], [True, True]]),
+                              (True, True, [[True, False], [True, True]])):
+    tx = make(claim)
+    params = {"w": jnp.arange(1.0, 5.0).reshape(2, 2)}
+    state = tx.init(params)
+    second = {"w": jnp.array([[9.0, 2.0], [3.0, 4.0]])}
+    for s, p in enumerate([params, second]):
+      kind = jaxprune.step_kind(tx, s)
+      assert kind.select and kind.scorer
+      _, state = tx.update(grads, state, p,
+                           step_kind=kind if hinted else None)
+      if s == 0:  # the lowest, w[0, 0], is pruned
+        np.testing.assert_array_equal(np.asarray(state.masks["w"]),
+                                      [[False, True], [True, True]])
+    np.testing.assert_array_equal(np.asarray(state.masks["w"]), keep,
+                                  err_msg=f"claim {claim}, hinted {hinted}")
+  with pytest.raises(ValueError, match="ranks_pruned_last.*step_hint"):
+    make(True, step_hint=None)
