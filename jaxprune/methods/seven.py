@@ -54,7 +54,7 @@ class SevenScoreState(NamedTuple):
 
   Attributes:
     importance: cumulative ``|theta' * |g| * m_hat / v_tilde|``; ``-inf``
-      for weights pruned before the last step of the window it took part in.
+      for a pruned weight, from the next step of the window on.
     m: EMA (``alpha1``) of ``|g|`` (of ``g`` with ``signed=True``).
     v: EMA (``alpha2``) of ``g**2``.
   """
@@ -128,7 +128,7 @@ def seven_scorer(start: int, pruning_steps: int, alpha1: float = 0.8,
     if masks is None:
       masks = jax.tree.map(lambda _: None, state.importance)
     out = jax.tree.map(leaf, state.importance, state.m, state.v, new_params,
-                       grads, masks, is_leaf=lambda x: x is None)
+                       grads, masks)
     is_out = lambda x: isinstance(x, SevenScoreState)
     pick = lambda i: jax.tree.map(lambda o: o[i], out, is_leaf=is_out)
     return SevenScoreState(pick(0), pick(1), pick(2))
