@@ -148,7 +148,7 @@ def test_pruned_importance_becomes_neg_inf_at_the_next_window_step(hinted):
   """Through jaxprune.seven, the importance of a weight pruned at one step of
   the window is -inf after the next (the authors reset it to 0), so the state
   holds the scores the monotone selection reads; after the window the state
-  is left alone, and the scorer called without masks never does it."""
+  is left alone. The scorer called directly does it when given masks."""
   import jax
   params = {n: jnp.asarray(v) for n, v in numpy_ref.tree(SHAPES).items()}
   grads_seq = numpy_ref.grads_sequence(SHAPES, 12)
