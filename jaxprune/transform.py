@@ -502,21 +502,15 @@ def prune(optimizer: optax.GradientTransformation,
                 and bool(step_kind.scorer))
       if monotone and not ranked:
         scores = [jnp.where(m, s, -jnp.inf) for s, m in zip(scores, m_sel)]
-      return layout.select(scores, k)
+      masks, threshold = layout.select(scores, k)
+      return stacking.Stacked.from_leaves(masks, mask_layout), threshold
 
     def keep(_):
-      return list(m_sel), state.threshold
-
-    def select_stacked(_):
-      masks, threshold = select(None)
-      return stacking.Stacked.from_leaves(masks, mask_layout), threshold
+      return state.mask_stacks, state.threshold
 
     kind_mismatch = state.kind_mismatch
     if step_kind is None:
-      mask_stacks, threshold = jax.lax.cond(
-          reselect, select_stacked, lambda _: (state.mask_stacks,
-                                               state.threshold), None)
-      masks = mask_stacks.leaves()
+      mask_stacks, threshold = jax.lax.cond(reselect, select, keep, None)
     else:  # decided on the host: no cond; check the decisions on the device
       wrong = ((reselect != step_kind.select) |
                (apply != step_kind.apply))
@@ -524,10 +518,9 @@ def prune(optimizer: optax.GradientTransformation,
         wrong = wrong | (scorer.step_hint(step) != bool(step_kind.scorer))
       kind_mismatch = kind_mismatch | wrong
       reselect = jnp.asarray(bool(step_kind.select))
-      masks, threshold = (select if step_kind.select else keep)(None)
-      mask_stacks = (stacking.Stacked.from_leaves(masks, mask_layout)
-                     if step_kind.select else state.mask_stacks)
+      mask_stacks, threshold = (select if step_kind.select else keep)(None)
       apply = bool(step_kind.apply)
+    masks = mask_stacks.leaves()
     num_pruned = jnp.where(reselect, k, state.num_pruned)
     stale = stale & ~reselect
 
