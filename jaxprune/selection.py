@@ -9,7 +9,10 @@ float32 bit patterns (an integer key that orders like the floats), so the
 search is exact and ends when the bracket is one key wide. The first pass
 takes two candidates from a small strided sample of the scores; later passes
 count three: the bracket's midpoint (so at most 33 passes in all) and a pair
-around the rank that interpolation predicts (usually 5-8 passes in all).
+around the rank that interpolation predicts (usually 5-8 passes in all). Where
+the k-th smallest is the first or last score in a wide bracket (at a gap in
+the scores, common in pruned models), a pass reads the keys of those scores
+and the next one closes the bracket at them.
 
 Each pass reads every score once. Under sharded ``jit`` a pass is a local
 count plus a scalar all-reduce; under ``pmap`` every replica holds the same
@@ -64,6 +67,12 @@ _SPREAD = 2.0**-6  # the interpolation pair's distance, a fraction of the bracke
 _SLICES = 32  # elementwise partial sums per leaf (parallel on XLA:CPU)
 _SAMPLE = 32768  # target size of the strided sample used by the first pass
 _MAX_PASSES = 40
+# A bracket wider than _END_WIDTH keys whose first or last score is the k-th
+# smallest triggers a pass that reads the keys of those two scores (at most
+# _MAX_END_PASSES such passes: the 33 counting passes that the midpoint
+# bounds still fit in _MAX_PASSES).
+_END_WIDTH = 16
+_MAX_END_PASSES = 4
 _FIXED_CANDIDATES = 40  # candidates per fixed pass: brackets shrink 41x
 _COARSE_PASSES = 3  # passes over the top 16 key bits: 65282 -> 1593 -> 39 -> 1
 _FIXED_PASSES = 3  # then over the scores: 65536 -> 1599 -> 39 -> 1 keys
@@ -96,28 +105,41 @@ def key_to_float(key: jax.Array) -> jax.Array:
 
 
 def _count_leaf_le(x: jax.Array, thresholds: jax.Array) -> jax.Array:
-  """``#(x <= t)`` for each threshold ``t``; returns int32 of shape ``(B,)``.
+  """``#(x <= t)`` for each threshold ``t``; returns int32 of shape ``(B,)``."""
+  t = thresholds.astype(jnp.float32)
+  return _sliced_sum(x, lambda r: (r[:, None] <= t[None, :]).astype(jnp.int32),
+                     t.shape)
 
-  On CPU the count is first summed over ``_SLICES`` equal slices as an
-  elementwise fusion (which XLA:CPU runs on all cores) and only then reduced;
-  a plain reduction is single-threaded there and ~6x slower.
+
+def _sliced_sum(x: jax.Array, fn, shape: tuple[int, ...],
+                maximum: bool = False) -> jax.Array:
+  """``sum(fn(x.reshape(-1)), axis=0)`` (or its ``max``) for an integer
+  ``fn`` elementwise in its first axis; ``shape`` is the result's (of
+  ``fn``'s dtype; 0 for an empty ``x``).
+
+  On CPU the reduction is first taken over ``_SLICES`` equal slices as an
+  elementwise fusion (which XLA:CPU runs on all cores) and only then
+  finished; a plain reduction is single-threaded there and ~6x slower. (A
+  float ``min``, ``max`` or sum this way is still 5-15x slower than these.)
   """
   flat = x.reshape(-1)
   n = flat.shape[0]
-  t = thresholds.astype(jnp.float32)
+  if maximum:
+    op, finish = jnp.maximum, lambda a: jnp.max(a, axis=0)
+  else:
+    op, finish = jnp.add, lambda a: jnp.sum(a, axis=0, dtype=a.dtype)
   if n == 0:
-    return jnp.zeros(t.shape, jnp.int32)
+    return jnp.zeros(shape, jax.eval_shape(fn, flat).dtype)
   if jax.default_backend() != "cpu" or n < _SLICES * 1024:
-    return jnp.sum(flat[:, None] <= t[None, :], axis=0, dtype=jnp.int32)
+    return finish(fn(flat))
   main = (n // _SLICES) * _SLICES
   rows = flat[:main].reshape(_SLICES, -1)
-  acc = (rows[0][:, None] <= t[None, :]).astype(jnp.int32)
+  acc = fn(rows[0])
   for i in range(1, _SLICES):
-    acc = acc + (rows[i][:, None] <= t[None, :]).astype(jnp.int32)
-  total = jnp.sum(acc, axis=0, dtype=jnp.int32)
+    acc = op(acc, fn(rows[i]))
+  total = finish(acc)
   if main < n:
-    total = total + jnp.sum(flat[main:, None] <= t[None, :], axis=0,
-                            dtype=jnp.int32)
+    total = op(total, finish(fn(flat[main:])))
   return total
 
 
@@ -228,6 +250,52 @@ def _candidates(lo, hi, c_lo, c_hi, k):
   return cand
 
 
+def _bracket_end_keys(leaves: Sequence[jax.Array], lo: jax.Array,
+                      hi: jax.Array, groups: Sequence[int], num_groups: int
+                      ) -> tuple[jax.Array, jax.Array]:
+  """Per group, the keys of the first and of the last score in the bracket
+  ``(lo, hi]``, in the comparisons the counting passes make (``(G,)`` uint32
+  each; meaningless for a group with no score there). ``lo`` one key below
+  ``-inf`` bounds nothing; NaN scores are never in a bracket."""
+  bottom = lo < _KEY_NEG_INF
+  lo_v = key_to_float(jnp.maximum(lo, _KEY_NEG_INF))
+  hi_v = key_to_float(hi)
+
+  def ends(x, g):
+    def fn(r):  # max of ~key is ~(min of key)
+      inside = (((r > lo_v[g]) | (bottom[g] & (r == -jnp.inf)))
+                & (r <= hi_v[g]))
+      key = float_to_key(r)
+      return jnp.stack([jnp.where(inside, ~key, jnp.uint32(0)),
+                        jnp.where(inside, key, jnp.uint32(0))], axis=-1)
+    return _sliced_sum(x.astype(jnp.float32), fn, (2,), maximum=True)
+
+  per_leaf = jnp.stack([ends(x, g) for x, g in zip(leaves, groups)])
+  gid = np.asarray(groups)
+  per_group = jnp.stack([jnp.max(per_leaf[gid == g], axis=0)
+                         if (gid == g).any() else jnp.zeros((2,), jnp.uint32)
+                         for g in range(num_groups)])
+  return ~per_group[:, 0], per_group[:, 1]
+
+
+def _end_candidates(lo, hi, c_lo, k, first_key, last_key):
+  """Three candidate keys in ``(lo, hi)`` when the k-th smallest score is the
+  bracket's first score (``k == c_lo + 1``, key ``first_key``) or else its
+  last (``k == c_hi``, ``last_key``): its key and the one below close the
+  bracket in one pass.
+
+  Interpolation has nothing to go on there, and the midpoint only halves the
+  bracket per pass: in a pruned model the k-th smallest score often ends the
+  block of pruned weights' scores, with a wide gap to the next one (BERT-base
+  shapes after a few PLATON windows: 20 passes, 13 of them halving such a
+  bracket). The midpoint is kept. These only place candidates: the counts
+  decide.
+  """
+  key = jnp.where(k == c_lo + 1, first_key, last_key)
+  cand = jnp.stack([lo + (hi - lo) // 2, key - 1, key])
+  return jnp.clip(cand, lo + 1, hi - 1)
+
+
 def kth_smallest(leaves: Sequence[jax.Array], k: jax.Array,
                  groups: Sequence[int] | None = None,
                  num_groups: int = 1
@@ -306,10 +374,30 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
     """The next pass's candidates, and their float thresholds."""
     lo, hi, c_lo, c_hi = state[:4]
     cand = jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k)
+    return finish(state, cand)
+
+  def finish(state, cand):
     # A finished group keeps its bracket: its filler candidate ``hi`` is
     # defined, not measured (count(+inf) excludes NaN scores).
+    lo, hi = state[:2]
     cand = jnp.where((hi - lo > 1)[:, None], cand, hi[:, None])
     return cand, key_to_float(cand)
+
+  def at_end(state):
+    """Groups whose k-th smallest score is the first or the last in their
+    bracket, wider than ``_END_WIDTH`` keys."""
+    lo, hi, c_lo, c_hi = state[:4]
+    return (hi - lo > _END_WIDTH) & ((k == c_lo + 1) | (k == c_hi))
+
+  def end_pass(state):
+    """One more read of the scores: candidates at the k-th smallest for the
+    groups :func:`at_end`, the usual ones for the others."""
+    lo, hi, c_lo, c_hi = state[:4]
+    first, last = _bracket_end_keys(leaves, lo, hi, groups, num_groups)
+    cand = jnp.where(at_end(state)[:, None],
+                     jax.vmap(_end_candidates)(lo, hi, c_lo, k, first, last),
+                     jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k))
+    return finish(state, cand)
 
   def not_done(carry):
     state, it = carry[:2]
@@ -319,17 +407,21 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
     # The thresholds come in the carry, computed at the end of the previous
     # pass: otherwise XLA fuses their computation into the counting loop,
     # which then redoes it for every score (3x the pass time on XLA:CPU).
-    old, it, cand, thresholds = carry
+    old, it, cand, thresholds, ends_left = carry
     active = old[1] - old[0] > 1
     new = _advance(old, cand, _leaf_counts_le(leaves, thresholds, groups), k,
                    groups, num_groups)
     gid = np.asarray(groups, np.int32)
     keep = [active] * 4 + [active[gid]] * 2
     state = tuple(jnp.where(a, n, o) for a, n, o in zip(keep, new, old))
-    return (state, it + 1) + next_pass(state)
+    extra = jnp.any(at_end(state)) & (ends_left > 0)
+    cand, thresholds = jax.lax.cond(extra, end_pass, next_pass, state)
+    return (state, it + 1 + extra.astype(jnp.int32), cand, thresholds,
+            ends_left - extra.astype(jnp.int32))
 
   (lo, hi, c_lo, _, lo_leaf, hi_leaf), passes = jax.lax.while_loop(
-      not_done, body, (state, jnp.int32(0)) + next_pass(state))[:2]
+      not_done, body, (state, jnp.int32(0)) + next_pass(state)
+      + (jnp.int32(_MAX_END_PASSES),))[:2]
   return (key_to_float(hi), c_lo, key_to_float(lo), passes,
           (lo_leaf, hi_leaf, not_nan))
 

@@ -90,6 +90,61 @@ def test_threshold_among_zeros_closes_in_one_pass(nonzero):
   assert float(tau[0]) == 0.0
 
 
+def gap_leaves(kind, seed):
+  """Scores with a wide gap, as in a pruned model: the pruned weights' block
+  of small scores, far below the others (or SEVEN's -inf)."""
+  rng = np.random.default_rng(seed)
+  shapes = [(257, 131), (64, 48), (300, 200), (7,)]  # sliced and plain leaves
+  leaves = []
+  for s in shapes:
+    pruned = rng.random(s) < 0.9
+    if kind == "block":
+      low = 1e-9 * (1 + rng.random(s))
+    elif kind == "-inf":
+      low = np.full(s, -np.inf)
+    else:  # negative block, positive rest
+      low = -(1 + rng.random(s))
+    x = np.where(pruned, low, np.exp(rng.normal(0, 2, s)))
+    leaves.append(x.astype(np.float32))
+  return leaves
+
+
+@pytest.mark.parametrize("kind", ["block", "-inf", "negative"])
+@pytest.mark.parametrize("after", [0, 1])
+def test_threshold_at_a_gap_closes_in_few_passes(kind, after):
+  # The k-th smallest score ends the block below a gap (or is the first score
+  # above it): a bracket that holds it has nothing to interpolate, and the
+  # midpoint alone took up to 20 passes. A pass that reads the keys of the
+  # bracket's first and last scores closes it. Masks and threshold exact.
+  leaves = gap_leaves(kind, 0)
+  flat = np.concatenate([x.ravel() for x in leaves])
+  k = int((flat < 0.5).sum()) + after if kind != "negative" else int(
+      (flat < 0).sum()) + after
+  tau, below, _, passes = jax.jit(selection.kth_smallest)(
+      [jnp.asarray(x) for x in leaves], jnp.array([k]))
+  expected = np.partition(flat, k - 1)[k - 1]
+  assert float(tau[0]) == expected
+  assert int(below[0]) == int((flat < expected).sum())
+  assert int(passes) <= 6, int(passes)
+  masks, _ = jax.jit(selection.prune_masks)([jnp.asarray(x) for x in leaves],
+                                            jnp.array([k]))
+  for m, e in zip(masks, numpy_keep(leaves, k)):
+    np.testing.assert_array_equal(np.asarray(m), e)
+
+
+def test_threshold_at_a_gap_per_group():
+  leaves = gap_leaves("block", 1) + gap_leaves("negative", 2)
+  groups = [0] * 4 + [1] * 4
+  flats = [np.concatenate([x.ravel() for x in leaves[:4]]),
+           np.concatenate([x.ravel() for x in leaves[4:]])]
+  ks = [int((flats[0] < 0.5).sum()), int((flats[1] < 0).sum()) + 1]
+  tau, _, _, passes = jax.jit(selection.kth_smallest, static_argnums=(2, 3))(
+      [jnp.asarray(x) for x in leaves], jnp.array(ks), tuple(groups), 2)
+  for g in range(2):
+    assert float(tau[g]) == np.partition(flats[g], ks[g] - 1)[ks[g] - 1]
+  assert int(passes) <= 10, int(passes)
+
+
 @pytest.mark.parametrize("jit", [False, True])
 @pytest.mark.parametrize("kind", ["normal", "zeros", "ints"])
 def test_per_leaf_exact_k(kind, jit):
