@@ -11,8 +11,8 @@ takes two candidates from a small strided sample of the scores; later passes
 count three: the bracket's midpoint (so at most 33 passes in all) and a pair
 around the rank that interpolation predicts (usually 5-8 passes in all). Where
 the k-th smallest is the first or last score in a wide bracket (at a gap in
-the scores, common in pruned models), a pass reads the keys of those scores
-and the next one closes the bracket at them.
+the scores), a pass reads the keys of those scores and the next one closes
+the bracket at them.
 
 Each pass reads every score once. Under sharded ``jit`` a pass is a local
 count plus a scalar all-reduce; under ``pmap`` every replica holds the same
@@ -285,11 +285,11 @@ def _end_candidates(lo, hi, c_lo, k, first_key, last_key):
   bracket in one pass.
 
   Interpolation has nothing to go on there, and the midpoint only halves the
-  bracket per pass: in a pruned model the k-th smallest score often ends the
-  block of pruned weights' scores, with a wide gap to the next one (BERT-base
-  shapes after a few PLATON windows: 20 passes, 13 of them halving such a
-  bracket). The midpoint is kept. These only place candidates: the counts
-  decide.
+  bracket per pass. That happens at a gap in the scores, e.g. where the k-th
+  smallest ends a block of pruned weights' scores far below the others (on
+  PLATON scores of BERT-base shapes with masks applied, 13 of 22 passes
+  halved such a bracket). The midpoint is kept. These only place candidates:
+  the counts decide.
   """
   key = jnp.where(k == c_lo + 1, first_key, last_key)
   cand = jnp.stack([lo + (hi - lo) // 2, key - 1, key])
