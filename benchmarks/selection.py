@@ -27,7 +27,10 @@ Three score distributions (``--dists``, all by default): ``uniform`` in
 PLATON's ``Ibar * Ubar`` scores; ``ties`` = 50% exact zeros, the rest
 log-normal. For ``ties`` the main table also times ``prune_masks`` at
 ``k = floor(0.3 N)`` where the threshold falls *inside* the block of zeros
-and the tie-ranking (cumulative sum) path of ``prune_masks`` runs.
+and the tie-ranking (cumulative sum) path of ``prune_masks`` runs. A fourth,
+``gap`` (only when named), is ``lognormal`` with its ``floor(0.9 N)``
+smallest scores scaled by ``1e-20``: the threshold ends a block of scores 20
+decades below the next, as pruned weights' scores can be.
 
 Every function is compiled and run once before timing; the reported number
 is the median wall time over ``--repeats`` runs (``--slow-repeats`` for
@@ -84,7 +87,7 @@ except Exception as e:  # pylint: disable=broad-except
   _TORCH_ERROR = f"{type(e).__name__}: {e}"
 
 HIDDEN, FFN = 768, 3072
-DISTS = ("uniform", "lognormal", "ties")
+DISTS = ("uniform", "lognormal", "ties")  # the default; also "gap"
 SORT_SKIP_SECONDS = 120.0
 
 
@@ -114,6 +117,12 @@ def make_flat(dist: str, n: int, seed: int) -> np.ndarray:
     x -= 20.0
     np.exp(x, out=x)
     x[rng.random(n, dtype=np.float32) < 0.5] = 0.0
+    return x
+  if dist == "gap":
+    x = make_flat("lognormal", n, seed)
+    k = n * 9 // 10
+    if k:
+      x[x <= np.partition(x, k - 1)[k - 1]] *= np.float32(1e-20)
     return x
   raise ValueError(f"unknown distribution {dist!r}")
 
@@ -457,7 +466,8 @@ def main() -> None:
   p = argparse.ArgumentParser(
       description=__doc__.split("\n\n")[0],
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--dists", nargs="+", choices=DISTS, default=list(DISTS),
+  p.add_argument("--dists", nargs="+", choices=DISTS + ("gap",),
+                 default=list(DISTS),
                  help="score distributions (default: all three)")
   p.add_argument("--with-biases", action="store_true",
                  help="add the 72 bias vectors (85,017,600 scores)")

@@ -67,11 +67,12 @@ _SPREAD = 2.0**-6  # the interpolation pair's distance, a fraction of the bracke
 _SLICES = 32  # elementwise partial sums per leaf (parallel on XLA:CPU)
 _SAMPLE = 32768  # target size of the strided sample used by the first pass
 _MAX_PASSES = 40
-# A bracket wider than _END_WIDTH keys whose first or last score is the k-th
-# smallest triggers a pass that reads the keys of those two scores (at most
-# _MAX_END_PASSES such passes: the 33 counting passes that the midpoint
-# bounds still fit in _MAX_PASSES).
+# A bracket wider than _END_WIDTH keys whose k-th smallest score is among its
+# first or last _END_RANK (by count) triggers a pass that reads the keys of
+# its first and last scores (at most _MAX_END_PASSES such passes: the 33
+# counting passes that the midpoint bounds still fit in _MAX_PASSES).
 _END_WIDTH = 16
+_END_RANK = 2
 _MAX_END_PASSES = 4
 _FIXED_CANDIDATES = 40  # candidates per fixed pass: brackets shrink 41x
 _COARSE_PASSES = 3  # passes over the top 16 key bits: 65282 -> 1593 -> 39 -> 1
@@ -278,11 +279,13 @@ def _bracket_end_keys(leaves: Sequence[jax.Array], lo: jax.Array,
   return ~per_group[:, 0], per_group[:, 1]
 
 
-def _end_candidates(lo, hi, c_lo, k, first_key, last_key):
-  """Three candidate keys in ``(lo, hi)`` when the k-th smallest score is the
-  bracket's first score (``k == c_lo + 1``, key ``first_key``) or else its
-  last (``k == c_hi``, ``last_key``): its key and the one below close the
-  bracket in one pass.
+def _end_candidates(lo, hi, c_lo, c_hi, k, first_key, last_key):
+  """Three candidate keys in ``(lo, hi)`` when the k-th smallest score is
+  among the bracket's first or last ``_END_RANK`` (by count, ties included):
+  the key of its first score (``first_key``) or of its last (``last_key``),
+  whichever end is nearer in rank, and the key below. Where the k-th is that
+  score (or tied with it) they close the bracket in one pass; else they
+  take that score off the bracket.
 
   Interpolation has nothing to go on there, and the midpoint only halves the
   bracket per pass. That happens at a gap in the scores, e.g. where the k-th
@@ -291,7 +294,7 @@ def _end_candidates(lo, hi, c_lo, k, first_key, last_key):
   halved such a bracket). The midpoint is kept. These only place candidates:
   the counts decide.
   """
-  key = jnp.where(k == c_lo + 1, first_key, last_key)
+  key = jnp.where(k - c_lo <= c_hi - k + 1, first_key, last_key)
   cand = jnp.stack([lo + (hi - lo) // 2, key - 1, key])
   return jnp.clip(cand, lo + 1, hi - 1)
 
@@ -384,10 +387,11 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
     return cand, key_to_float(cand)
 
   def at_end(state):
-    """Groups whose k-th smallest score is the first or the last in their
-    bracket, wider than ``_END_WIDTH`` keys."""
+    """Groups whose k-th smallest score is among the first or the last
+    ``_END_RANK`` scores of their bracket, wider than ``_END_WIDTH`` keys."""
     lo, hi, c_lo, c_hi = state[:4]
-    return (hi - lo > _END_WIDTH) & ((k == c_lo + 1) | (k == c_hi))
+    return (hi - lo > _END_WIDTH) & ((k - c_lo <= _END_RANK)
+                                     | (c_hi - k < _END_RANK))
 
   def end_pass(state):
     """One more read of the scores: candidates at the k-th smallest for the
@@ -395,7 +399,8 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
     lo, hi, c_lo, c_hi = state[:4]
     first, last = _bracket_end_keys(leaves, lo, hi, groups, num_groups)
     cand = jnp.where(at_end(state)[:, None],
-                     jax.vmap(_end_candidates)(lo, hi, c_lo, k, first, last),
+                     jax.vmap(_end_candidates)(lo, hi, c_lo, c_hi, k, first,
+                                               last),
                      jax.vmap(_candidates)(lo, hi, c_lo, c_hi, k))
     return finish(state, cand)
 

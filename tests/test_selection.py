@@ -98,19 +98,21 @@ def gap_leaves(kind, seed):
   leaves = []
   for s in shapes:
     pruned = rng.random(s) < 0.9
-    if kind == "block":
+    if kind in ("block", "tied"):
       low = 1e-9 * (1 + rng.random(s))
     elif kind == "-inf":
       low = np.full(s, -np.inf)
     else:  # negative block, positive rest
       low = -(1 + rng.random(s))
     x = np.where(pruned, low, np.exp(rng.normal(0, 2, s)))
+    if kind == "tied":  # three scores tie at the top of the block
+      x.reshape(-1)[:3] = 2e-9
     leaves.append(x.astype(np.float32))
   return leaves
 
 
-@pytest.mark.parametrize("kind", ["block", "-inf", "negative"])
-@pytest.mark.parametrize("after", [0, 1])
+@pytest.mark.parametrize("kind", ["block", "-inf", "negative", "tied"])
+@pytest.mark.parametrize("after", [0, 1, -1])
 def test_threshold_at_a_gap_closes_in_few_passes(kind, after):
   # The k-th smallest score ends the block below a gap (or is the first score
   # above it): a bracket that holds it has nothing to interpolate, and the
