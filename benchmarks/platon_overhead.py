@@ -46,7 +46,14 @@ over 20 steps measures the machine's noise as much as the pruning.
 The per-kind section (``--kind-rounds``, 0 to skip) therefore also re-runs one
 step of each kind per phase (with and without a selection) several times,
 interleaved with dense steps, and reports each kind's median over dense's
-median: the costliest kind is the worst step without the noise.
+median: the costliest kind is the worst step without the noise. It also
+divides each of those steps by the dense step of its own round (the machine's
+speed drifts over seconds to minutes) and reports the median and mean of these
+paired ratios per kind, and per phase the mean over a window of 10 steps
+built from them (one with a selection, nine without), each with a 90%
+bootstrap interval over the rounds: a target counts as met ("ok") only when
+the interval's upper end is within it, as missed ("ABOVE") when its lower end
+is above, and as "undecided" otherwise.
 
 The pieces section (``--no-pieces`` to skip) times, on the actual prunable
 leaves of the model (85,017,600 scalars for bert-base: kernels and biases of
@@ -71,6 +78,7 @@ From the repository root (bert-base: about 8-10 minutes on 2 CPU cores)::
     PYTHONPATH=. .venv/bin/python benchmarks/platon_overhead.py
     PYTHONPATH=. .venv/bin/python benchmarks/platon_overhead.py --model-size tiny --steps 10
     PYTHONPATH=. .venv/bin/python benchmarks/platon_overhead.py --no-pieces
+    PYTHONPATH=. .venv/bin/python benchmarks/platon_overhead.py --pool a.json b.json
 
 Results are printed and written as JSON to ``--out`` (default
 ``benchmarks/results/platon_overhead.json``).
@@ -406,6 +414,80 @@ def kinds_section(args, variants: dict, rec: dict, run: Callable) -> dict:
                  "overhead_of_minima": min(times[name]) / min(d) - 1.0}
   worst = max(picks, key=lambda n: out[n]["overhead"])
   out["worst_kind"] = worst
+  out.update(paired_estimates(times, picks))
+  return out
+
+
+def _interval(values: np.ndarray, stat: Callable, n: int = 4000,
+              seed: int = 0) -> list[float]:
+  """A 90% bootstrap interval of ``stat`` over rounds (resampled rows)."""
+  rng = np.random.default_rng(seed)
+  idx = rng.integers(0, len(values), size=(n, len(values)))
+  boot = np.array([stat(values[i]) for i in idx])
+  return [float(np.percentile(boot, 5)), float(np.percentile(boot, 95))]
+
+
+def paired_estimates(times: dict, picks: dict) -> dict:
+  """Overheads from each round's own dense step, with 90% intervals.
+
+  The machine's speed drifts over seconds to minutes, so each kind's step is
+  divided by the dense step of the same round (run next to it) before
+  averaging: ``r_i = t_kind,i / t_dense,i``. Per kind: the median and the
+  mean of ``r_i - 1``. Per phase: the mean overhead of a window of
+  ``DELTA_T`` steps, one with a selection and ``DELTA_T - 1`` without,
+  ``m_i = (r_sel,i + (DELTA_T - 1) r_other,i) / DELTA_T - 1``, averaged over
+  rounds. Intervals: percentile bootstrap over rounds (4,000 resamples).
+  """
+  d = np.asarray(times["dense"])
+  ratios = {n: np.asarray(times[n]) / d for n in picks}
+  out = {"paired": {}, "phase_mean_from_kinds": {}}
+  for n, r in ratios.items():
+    out["paired"][n] = {
+        "median": float(np.median(r) - 1.0),
+        "median_interval": [x - 1.0 for x in _interval(r, np.median)],
+        "mean": float(r.mean() - 1.0),
+        "mean_interval": [x - 1.0 for x in _interval(r, np.mean)]}
+  for phase in ("cubic", "final"):
+    sel, other = f"{phase}, selection", f"{phase}, no selection"
+    if sel in ratios and other in ratios:
+      m = (ratios[sel] + (DELTA_T - 1) * ratios[other]) / DELTA_T - 1.0
+      out["phase_mean_from_kinds"][phase] = {
+          "mean": float(m.mean()), "interval": _interval(m, np.mean),
+          "target": TARGETS[f"{phase}_mean"]}
+  return out
+
+
+def pool_kinds(paths: list[str]) -> dict:
+  """The per-kind sections of several results files as one, for
+  :func:`print_kinds`: rounds concatenated, each paired within its run."""
+  runs = []
+  for path in paths:
+    with open(path) as f:
+      kinds = json.load(f).get("train", {}).get("kinds")
+    if not kinds or "dense" not in kinds:
+      raise SystemExit(f"--pool: {path} has no per-kind section "
+                       "(run without --kind-rounds 0)")
+    runs.append(kinds)
+  names = [n for n, r in runs[0].items()
+           if isinstance(r, dict) and "overhead" in r]
+  for path, kinds in zip(paths, runs):
+    if any(n not in kinds for n in names):
+      raise SystemExit(f"--pool: {path} lacks one of the kinds {names}")
+  times = {n: sum((k[n]["times_s"] for k in runs), [])
+           for n in ["dense"] + names}
+  d = times["dense"]
+  d_med = float(np.median(d))
+  out = {"dense": {"median_s": d_med, "times_s": d,
+                   "spread": float((max(d) - min(d)) / d_med)},
+         "rounds": len(d)}
+  for n in names:
+    med = float(np.median(times[n]))
+    out[n] = {"step": runs[0][n]["step"], "times_s": times[n],
+              "median_s": med, "overhead": med / d_med - 1.0,
+              "overhead_of_minima": min(times[n]) / min(d) - 1.0}
+  out["worst_kind"] = max(names, key=lambda n: out[n]["overhead"])
+  out.update(paired_estimates(times, {n: None for n in names}))
+  print(f"pooled {len(paths)} runs: " + ", ".join(paths))
   return out
 
 
@@ -423,6 +505,28 @@ def print_kinds(k: dict) -> None:
   ok = "ok" if w <= TARGETS["final_worst"] else "ABOVE"
   print(f"  costliest kind: {k['worst_kind']}, {pct(w)} "
         f"(worst-step target <={100 * TARGETS['final_worst']:.0f}% {ok})")
+  if "paired" not in k:
+    return
+  print("  paired with the same round's dense step (90% bootstrap intervals):")
+  for name, r in k["paired"].items():
+    lo, hi = r["median_interval"]
+    mlo, mhi = r["mean_interval"]
+    print(f"  {name:<22s} median {pct(r['median'])} [{pct(lo)}, {pct(hi)}]"
+          f"   mean {pct(r['mean'])} [{pct(mlo)}, {pct(mhi)}]")
+  name = max(k["paired"], key=lambda n: k["paired"][n]["median"])
+  r = k["paired"][name]
+  lo, hi = r["median_interval"]
+  t = TARGETS["final_worst"]
+  ok = "ok" if hi <= t else "ABOVE" if lo > t else "undecided"
+  print(f"  costliest kind, paired: {name}, {pct(r['median'])} "
+        f"[{pct(lo)}, {pct(hi)}]  worst-step target <={100 * t:.0f}% {ok}")
+  for phase, r in k["phase_mean_from_kinds"].items():
+    lo, hi = r["interval"]
+    ok = ("ok" if hi <= r["target"] else
+          "ABOVE" if lo > r["target"] else "undecided")
+    print(f"  {phase} window mean ({DELTA_T - 1} steps without and 1 with a "
+          f"selection) {pct(r['mean'])} [{pct(lo)}, {pct(hi)}]  target "
+          f"<={100 * r['target']:.0f}% {ok}")
 
 
 def analyse(rec: dict, sched: dict) -> dict:
@@ -707,7 +811,14 @@ def main() -> None:
                  "the worst-step figure without the machine's noise")
   p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results",
                                                 "platon_overhead.json"))
+  p.add_argument("--pool", nargs="+", metavar="JSON",
+                 help="run nothing: pool the per-kind rounds of these "
+                 "results files (each round paired within its own run) and "
+                 "print the paired estimates")
   args = p.parse_args()
+  if args.pool:
+    print_kinds(pool_kinds(args.pool))
+    return
   if not 1 <= args.warmup <= DELTA_T:
     p.error(f"--warmup must be in 1..{DELTA_T}")
   if args.steps < 1:

@@ -394,8 +394,9 @@ def _adaptive_search(leaves: Sequence[jax.Array], k: jax.Array,
                                      | (c_hi - k < _END_RANK))
 
   def end_pass(state):
-    """One more read of the scores: candidates at the k-th smallest for the
-    groups :func:`at_end`, the usual ones for the others."""
+    """One more read of the scores: for the groups :func:`at_end`, candidates
+    at the bracket's end score nearer the k-th (that key and the one below);
+    the usual ones for the others."""
     lo, hi, c_lo, c_hi = state[:4]
     first, last = _bracket_end_keys(leaves, lo, hi, groups, num_groups)
     cand = jnp.where(at_end(state)[:, None],

@@ -204,6 +204,52 @@ def test_dispatch_one_layer(tmp_path):
   assert rows["dense"]["dispatch_over_dense"] == 1.0
 
 
+def _kinds_file(path, dense, sel, other):
+  """A results file with only a per-kind section (cubic and final alike)."""
+  kinds = {"dense": {"times_s": dense}}
+  for phase, s in (("cubic", 30), ("final", 80)):
+    kinds[f"{phase}, selection"] = {"step": s, "times_s": sel,
+                                    "overhead": 0.0}
+    kinds[f"{phase}, no selection"] = {"step": s - 1, "times_s": other,
+                                       "overhead": 0.0}
+  with open(path, "w") as f:
+    json.dump({"train": {"kinds": kinds}}, f)
+  return str(path)
+
+
+def test_platon_overhead_paired_and_pooled(tmp_path, capsys):
+  import platon_overhead
+  # Run a: the machine slows down 2x in round 2; each step is paired with
+  # its own round's dense step, so the ratios stay 1.1 (selection) and 1.0.
+  a = _kinds_file(tmp_path / "a.json", [1.0, 2.0], [1.1, 2.2], [1.0, 2.0])
+  # Run b: selection 1.3x, the others 1.02x, on a steady machine.
+  b = _kinds_file(tmp_path / "b.json", [3.0, 3.0], [3.9, 3.9], [3.06, 3.06])
+  k = platon_overhead.pool_kinds([a, b])
+  assert k["rounds"] == 4
+  sel = k["paired"]["final, selection"]
+  # Ratios 1.1, 1.1, 1.3, 1.3: median and mean 1.2.
+  assert sel["median"] == pytest.approx(0.2)
+  assert sel["mean"] == pytest.approx(0.2)
+  lo, hi = sel["mean_interval"]
+  assert 0.1 - 1e-12 <= lo <= 0.2 <= hi <= 0.3 + 1e-12
+  # Window of 10: one selection, nine others, per round, then the mean:
+  # (1.1 + 9 * 1.0) / 10 - 1 = 0.01 in run a, (1.3 + 9 * 1.02) / 10 - 1
+  # = 0.048 in run b.
+  m = k["phase_mean_from_kinds"]["cubic"]
+  assert m["mean"] == pytest.approx((0.01 + 0.048) / 2)
+  assert m["target"] == 0.03
+  # Unpaired medians mix the runs' machine speeds: dense median 2.5 s.
+  assert k["dense"]["median_s"] == pytest.approx(2.5)
+  platon_overhead.print_kinds(k)
+  text = capsys.readouterr().out
+  assert "costliest kind, paired: cubic, selection" in text
+  assert "cubic window mean" in text and "undecided" in text
+  with pytest.raises(SystemExit, match="no per-kind section"):
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"train": {}}))
+    platon_overhead.pool_kinds([a, str(empty)])
+
+
 def test_platon_overhead_kinds_tiny(tmp_path):
   out = _run("platon_overhead.py", str(tmp_path / "p.json"), "--model-size",
              "tiny", "--steps", "10", "--warmup", "1", "--streamed", "0",
