@@ -402,19 +402,24 @@ def kinds_section(args, variants: dict, rec: dict, run: Callable) -> dict:
       times[name].append(one(name))
     print(f"  round {i + 1:3d}: " + "   ".join(
         f"{n} {times[n][-1]:6.3f}" for n in names), flush=True)
+  return summarise_kinds(times, {n: s for n, (_, s) in picks.items()})
+
+
+def summarise_kinds(times: dict, steps: dict) -> dict:
+  """Per kind (``steps``: name -> its step): median over dense's median, the
+  fastest run over dense's fastest, and :func:`paired_estimates`."""
   d = times["dense"]
   d_med = float(np.median(d))
   out = {"dense": {"median_s": d_med, "times_s": d,
                    "spread": float((max(d) - min(d)) / d_med)},
-         "rounds": args.kind_rounds}
-  for name, (phase, s) in picks.items():
+         "rounds": len(d)}
+  for name, s in steps.items():
     med = float(np.median(times[name]))
     out[name] = {"step": s, "times_s": times[name], "median_s": med,
                  "overhead": med / d_med - 1.0,
                  "overhead_of_minima": min(times[name]) / min(d) - 1.0}
-  worst = max(picks, key=lambda n: out[n]["overhead"])
-  out["worst_kind"] = worst
-  out.update(paired_estimates(times, picks))
+  out["worst_kind"] = max(steps, key=lambda n: out[n]["overhead"])
+  out.update(paired_estimates(times, steps))
   return out
 
 
@@ -465,30 +470,20 @@ def pool_kinds(paths: list[str]) -> dict:
     with open(path) as f:
       kinds = json.load(f).get("train", {}).get("kinds")
     if not kinds or "dense" not in kinds:
-      raise SystemExit(f"--pool: {path} has no per-kind section "
-                       "(run without --kind-rounds 0)")
+      raise SystemExit(f"--pool: {path} has no per-kind section (it was run "
+                       "with --kind-rounds 0)")
     runs.append(kinds)
-  names = [n for n, r in runs[0].items()
-           if isinstance(r, dict) and "overhead" in r]
+  steps = {n: r["step"] for n, r in runs[0].items()
+           if isinstance(r, dict) and "overhead" in r}
   for path, kinds in zip(paths, runs):
-    if any(n not in kinds for n in names):
-      raise SystemExit(f"--pool: {path} lacks one of the kinds {names}")
+    got = {n: kinds[n]["step"] for n in steps if n in kinds}
+    if got != steps:
+      raise SystemExit(f"--pool: {path} has the kinds at steps {got}, "
+                       f"{paths[0]} at {steps}: pool runs of one setting")
   times = {n: sum((k[n]["times_s"] for k in runs), [])
-           for n in ["dense"] + names}
-  d = times["dense"]
-  d_med = float(np.median(d))
-  out = {"dense": {"median_s": d_med, "times_s": d,
-                   "spread": float((max(d) - min(d)) / d_med)},
-         "rounds": len(d)}
-  for n in names:
-    med = float(np.median(times[n]))
-    out[n] = {"step": runs[0][n]["step"], "times_s": times[n],
-              "median_s": med, "overhead": med / d_med - 1.0,
-              "overhead_of_minima": min(times[n]) / min(d) - 1.0}
-  out["worst_kind"] = max(names, key=lambda n: out[n]["overhead"])
-  out.update(paired_estimates(times, {n: None for n in names}))
+           for n in ["dense"] + list(steps)}
   print(f"pooled {len(paths)} runs: " + ", ".join(paths))
-  return out
+  return summarise_kinds(times, steps)
 
 
 def print_kinds(k: dict) -> None:

@@ -244,10 +244,15 @@ def test_platon_overhead_paired_and_pooled(tmp_path, capsys):
   text = capsys.readouterr().out
   assert "costliest kind, paired: cubic, selection" in text
   assert "cubic window mean" in text and "undecided" in text
-  with pytest.raises(SystemExit, match="no per-kind section"):
-    empty = tmp_path / "empty.json"
-    empty.write_text(json.dumps({"train": {}}))
+  empty = tmp_path / "empty.json"
+  empty.write_text(json.dumps({"train": {}}))
+  with pytest.raises(SystemExit, match="empty.json has no per-kind section"):
     platon_overhead.pool_kinds([a, str(empty)])
+  other = json.loads(open(b).read())
+  other["train"]["kinds"]["final, selection"]["step"] = 40
+  (tmp_path / "c.json").write_text(json.dumps(other))
+  with pytest.raises(SystemExit, match="c.json has the kinds at steps"):
+    platon_overhead.pool_kinds([a, str(tmp_path / "c.json")])
 
 
 def test_platon_overhead_kinds_tiny(tmp_path):
